@@ -51,9 +51,13 @@ class SignalSpec:
 
     def to_raw(self, value: Value, message: str) -> int:
         if self.minimum is not None and value < self.minimum - 1e-9:
-            raise EncodeError(f"{message}.{self.name} = {value} is below its minimum {self.minimum} {self.unit}")
+            raise EncodeError(
+                f"{message}.{self.name} = {value} is below its minimum {self.minimum} {self.unit}"
+            )
         if self.maximum is not None and value > self.maximum + 1e-9:
-            raise EncodeError(f"{message}.{self.name} = {value} is above its maximum {self.maximum} {self.unit}")
+            raise EncodeError(
+                f"{message}.{self.name} = {value} is above its maximum {self.maximum} {self.unit}"
+            )
         raw = round((value - self.offset) / self.scale)
         if self.signed:
             lo, hi = -(1 << (self.length - 1)), (1 << (self.length - 1)) - 1

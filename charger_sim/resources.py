@@ -19,7 +19,9 @@ def data_dir(name: str) -> Path:
     checkout = _PACKAGE_DIR.parent / name
     if checkout.is_dir():
         return checkout
-    raise FileNotFoundError(f"charger-sim data folder {name!r} not found (looked in {installed} and {checkout})")
+    raise FileNotFoundError(
+        f"charger-sim data folder {name!r} not found (looked in {installed} and {checkout})"
+    )
 
 
 def dbc_dir() -> Path:

@@ -1,0 +1,3 @@
+from charger_sim.cli.main import entry
+
+entry()

@@ -1,0 +1,1 @@
+"""The ``charger-sim`` command line: one module per subcommand; only this package prints."""

@@ -1,0 +1,156 @@
+"""``charger-sim run``: run scenario files, in simulated time (default) or in real time on a bus."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import can.cli
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from ..errors import ExitCode, ScenarioError, UsageError
+from ..protocols import registry
+from ..scenario.loader import load_scenario
+from ..scenario.runner import Monitor, run_realtime, run_simulated
+from ..scenario.schema import Scenario
+from ..session.result import SessionResult
+from ..session.session import Session
+from . import render
+
+
+def add_parser(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "run",
+        help="run scenario files (simulated time by default)",
+        description="Run one or more scenario files (or folders of them) and judge each outcome against "
+        "the scenario's expectation. Simulated time by default; --realtime or a real interface "
+        "(-i socketcan ...) runs at real speed on the bus.",
+    )
+    p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario YAML file or folder of them")
+    p.add_argument(
+        "--realtime", action="store_true", help="run at real speed with a live view (100 ms cadence)"
+    )
+    p.add_argument(
+        "--log", type=Path, metavar="FILE", help="record every frame (.asc, .blf, .log, .csv, .trc)"
+    )
+    p.add_argument("--seed", type=int, help="override the scenarios' seed")
+    p.add_argument("--time-limit", type=float, metavar="S", help="override the scenarios' session time limit")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON ('-' for stdout)")
+    p.add_argument("--no-timeline", action="store_true", help="print only the summary and the verdict")
+    can.cli.add_bus_arguments(p, group_title="bus (python-can; default: built-in simulated bus)")
+    p.set_defaults(handler=handle)
+
+
+def expand(paths: list[str]) -> list[Path]:
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.glob("*.yaml") if p.is_file())
+            if not found:
+                raise ScenarioError(raw, "", "folder holds no *.yaml scenario files")
+            out.extend(found)
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise ScenarioError(raw, "", "no such file or folder")
+    return out
+
+
+def _override(sc: Scenario, seed: int | None, limit: float | None) -> Scenario:
+    import dataclasses
+
+    changes: dict[str, Any] = {}
+    if seed is not None:
+        changes["seed"] = seed
+    if limit is not None:
+        if limit <= 0:
+            raise UsageError("--time-limit must be positive")
+        changes["time_limit"] = limit
+    return dataclasses.replace(sc, **changes) if changes else sc
+
+
+class _LiveMonitor(Monitor):
+    def __init__(self, live: Live, title: str) -> None:
+        self.live = live
+        self.title = title
+
+    def update(self, session: Session, elapsed: float) -> None:
+        self.live.update(
+            render.live_view(self.title, session.charger.snapshot(), session.vehicle.snapshot(), elapsed)
+        )
+
+
+def handle(args: argparse.Namespace, console: Console) -> int:
+    interface: str | None = getattr(args, "interface", None)
+    channel: str | None = getattr(args, "channel", None)
+    bitrate: int | None = getattr(args, "bitrate", None)
+    bus_kwargs: dict[str, Any] = dict(getattr(args, "bus_kwargs", None) or {})
+    realtime = args.realtime or (interface is not None and interface != "virtual")
+    scenarios = [_override(load_scenario(p), args.seed, args.time_limit) for p in expand(args.scenarios)]
+    if args.log is not None and len(scenarios) > 1:
+        raise UsageError("--log records one session: give one scenario")
+    results: list[SessionResult] = []
+    interrupted = False
+    for sc in scenarios:
+        info = registry.get(sc.protocol)
+        if bitrate is not None and bitrate != info.bitrate:
+            raise UsageError(
+                f"{info.title} runs at {info.bitrate // 1000} kbit/s; -b {bitrate} contradicts it"
+            )
+        if realtime:
+            title = f"{sc.name} — {info.title} on {interface or 'virtual'}:{channel or '(private channel)'}"
+            with Live(console=console, refresh_per_second=10, transient=False) as live:
+                result, interrupted = run_realtime(
+                    sc,
+                    interface=interface,
+                    channel=channel,
+                    bitrate=bitrate,
+                    log_path=args.log,
+                    monitor=_LiveMonitor(live, title),
+                    bus_kwargs=bus_kwargs,
+                )
+        else:
+            result = run_simulated(sc, log_path=args.log, interface=interface, channel=channel)
+        results.append(result)
+        console.print(
+            render.session_report(result, show_timeline=len(scenarios) == 1 and not args.no_timeline)
+        )
+        if result.cadence:
+            console.print(_cadence_table(result))
+        if args.log is not None:
+            console.print(f"frames recorded to {args.log}")
+        console.print()
+        if interrupted:
+            break
+    if len(results) > 1:
+        console.print(render.suite_table(results))
+    if args.json is not None:
+        payload = json.dumps({"results": [r.to_dict() for r in results]}, indent=2)
+        if str(args.json) == "-":
+            console.print_json(payload)
+        else:
+            args.json.write_text(payload + "\n", encoding="utf-8")
+    if interrupted:
+        return int(ExitCode.INTERRUPTED)
+    return int(ExitCode.OK if all(r.passed for r in results) else ExitCode.VERDICT_FAILED)
+
+
+def _cadence_table(result: SessionResult) -> Table:
+    table = Table(title="Cadence of the charger's cyclic frames (as sent)", title_justify="left")
+    for col in ("frame", "count", "mean period ms", "p99 |error| ms", "max |error| ms", "late (>110 ms)"):
+        table.add_column(col, justify="right")
+    for c in result.cadence:
+        table.add_row(
+            f"0x{c.frame_id:03X}",
+            str(c.count),
+            f"{c.mean_ms:.2f}",
+            f"{c.p99_error_ms:.2f}",
+            f"{c.max_error_ms:.2f}",
+            str(c.late),
+        )
+    return table

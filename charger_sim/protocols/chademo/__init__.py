@@ -1,0 +1,1 @@
+"""CHAdeMO 0.9 / 1.0.x / 2.0 (charger core and simulated vehicle core)."""

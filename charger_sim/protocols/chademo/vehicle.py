@@ -1,0 +1,473 @@
+"""Simulated CHAdeMO vehicle (sans-I/O): a Leaf-like ECU on the shared battery model.
+
+Timings default to the Leaf ZE1 capture (§9 of the fact sheet); quirks seen in the field are options.
+Everything it reports comes from the pack model and the charger's output on the DC link.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+from dataclasses import dataclass
+
+from ...bms.battery import Battery
+from ...codec import Codec, Value, load_dbc
+from ...errors import DecodeError, Origin
+from ...frames import Frame
+from ...plant.harness import Harness
+from ..base import Core, Cyclic, Deadlines, Outcome, Role, SessionEnded, Snapshot, StageChanged
+from ..machine import StageMachine
+from . import timing as T
+
+log = logging.getLogger(__name__)
+
+BATTERY_STEP = 1.0  # s of session time per pack-model step
+
+
+class VStage(str, enum.Enum):
+    ASLEEP = "asleep"
+    AWAKE = "awake"
+    READY = "ready"
+    PERMITTED = "permitted"
+    CONTACTORS_CLOSED = "contactors_closed"
+    CHARGING = "charging"
+    STOPPING = "stopping"
+    WELDING_CHECK = "welding_check"
+    DONE = "done"
+
+
+V_STEP = {
+    VStage.ASLEEP: 1,
+    VStage.AWAKE: 3,
+    VStage.READY: 4,
+    VStage.PERMITTED: 2,
+    VStage.CONTACTORS_CLOSED: 6,
+    VStage.CHARGING: 7,
+    VStage.STOPPING: 7,
+    VStage.WELDING_CHECK: 7,
+    VStage.DONE: 7,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class VTransition:
+    trigger: str
+    sources: tuple[VStage, ...]
+    dest: VStage
+    clause: str
+
+
+_LIVE = (VStage.AWAKE, VStage.READY, VStage.PERMITTED, VStage.CONTACTORS_CLOSED, VStage.CHARGING)
+
+V_TRANSITIONS: tuple[VTransition, ...] = (
+    VTransition("wake", (VStage.ASLEEP,), VStage.AWAKE, "§3: d1 wakes the vehicle ECU, CAN starts"),
+    VTransition("charger_seen", (VStage.AWAKE,), VStage.READY, "§7 step 2-3: 0x108/0x109 received"),
+    VTransition("permit", (VStage.READY,), VStage.PERMITTED, "§7 step 4: close k, 102.5.0 = 1"),
+    VTransition("close_contactors", (VStage.PERMITTED,), VStage.CONTACTORS_CLOSED, "§7 step 7: d2 seen"),
+    VTransition("request", (VStage.CONTACTORS_CLOSED,), VStage.CHARGING, "§7 step 8: 102.3 > 0"),
+    VTransition("stop", _LIVE, VStage.STOPPING, "§8: 102.5.0 -> 0, request 0"),
+    VTransition("open_contactors", (VStage.STOPPING,), VStage.WELDING_CHECK, "§7 step 12: current <= 5 A"),
+    VTransition(
+        "sleep", (*_LIVE, VStage.STOPPING, VStage.WELDING_CHECK), VStage.DONE, "§7 step 13: d1 opened"
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChademoVehicleConfig:
+    protocol_number: int = 2
+    target_voltage: float | None = None  # default: pack max voltage + 10 V (Leaf: 410 V)
+    max_battery_voltage: float | None = None  # default: target + 25 V (Leaf: 435 V)
+    max_current: float = 125.0  # the vehicle's own limit on top of the pack's charge curve
+    min_charge_current: int = 6  # 100.0 (Leaf ZE1: 6 A)
+    max_charge_time_min: int = 90  # 101.2 (sent with 101.1 = 0xFF)
+    target_soc: float = 80.0
+    discharge_compatible: bool = False  # 102.5.7 (Leaf: 1, status 0x80 family)
+    grant_permission: bool = True
+    sets_contactor_flag: bool = True  # False: ZombieVerter quirk, never sets 102.5.3
+    frame_period: float = 0.1  # 0.225: ZombieVerter quirk
+    wake_delay: float = 0.2  # §9: 0x88 at +0.2 s
+    permission_delay: float = 3.2  # §9: 0x89 at +3.4 s after d1
+    contactor_delay: float = 1.2  # §9: 0x81 ~1.2 s after d2
+    first_request_delay: float = 1.7  # §9: first request 1.7 s after contactors
+    request_start: float = 2.0  # §9: starts at 2 A
+    request_step: float = T.VEHICLE_REQUEST_STEP_A  # §9: +2 A per 100 ms
+    requests_current: bool = True  # False: never requests current (EFACEC / Instavolt captures)
+    stop_reaction: float = 0.27  # §9: 0x80 and request 0 ~0.27 s after 0x25
+    welding_check_time: float = 2.1  # §9: 0x88 ~2.1 s after 109.5.0 clears
+    insulation_resistance_ohm: float = 5.0e6  # vehicle + cable, seen by the insulation test
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.protocol_number <= 3:
+            raise ValueError("protocol_number must be 0..3")
+        if not 0 < self.target_soc <= 100:
+            raise ValueError("target_soc must be in (0, 100] %")
+        if self.frame_period <= 0:
+            raise ValueError("frame_period must be positive")
+
+
+class ChademoVehicle(Core):
+    """The vehicle side: ECU timing, 0x100/0x101/0x102 every cycle, battery on the DC link."""
+
+    role = Role.VEHICLE
+
+    def __init__(
+        self, config: ChademoVehicleConfig, battery: Battery, harness: Harness, codec: Codec | None = None
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.battery = battery
+        self.harness = harness
+        self.codec = codec or load_dbc("chademo")
+        self._m100 = self.codec.message("VehicleChargeLimits")
+        self._m101 = self.codec.message("VehicleChargeTime")
+        self._m102 = self.codec.message("VehicleChargeControl")
+        self._m110 = self.codec.message("VehicleExtendedFunctions")
+        self._rx = {
+            0x108: self.codec.message("ChargerCapability"),
+            0x109: self.codec.message("ChargerStatus"),
+        }
+        self.sm = StageMachine(VStage, V_TRANSITIONS, VStage.ASLEEP)
+        self.deadlines = Deadlines()
+        self.cyclic: Cyclic | None = None
+        self.charger: dict[int, dict[str, Value]] = {}
+        self.harness.insulation_resistance_ohm = config.insulation_resistance_ohm
+        target = config.target_voltage or math.ceil(battery.spec.max_voltage + 10.0)
+        self.target_voltage = float(target)
+        self.max_battery_voltage = float(config.max_battery_voltage or self.target_voltage + 25.0)
+        self.enabled = 0
+        self.request = 0.0
+        self.faults: dict[str, int] = {
+            "FaultOverVoltage": 0,
+            "FaultUnderVoltage": 0,
+            "FaultCurrentDeviation": 0,
+            "FaultHighTemperature": 0,
+            "FaultVoltageDeviation": 0,
+            "ChargingSystemFault": 0,
+        }
+        self.contactor_open_flag = 0
+        self.stop_cause = ""
+        self.frames_sent = 0
+        self.frames_received = 0
+        self.soc_start = battery.soc
+        self._last_step: float | None = None
+        self._last_charger_rx: float | None = None
+        self._deviation_since: float | None = None
+        self._vdev_since: float | None = None
+        self._charger_stopping = False
+        self._charger_charging = False
+        self._acc_charge = 0.0
+        self._acc_dt = 0.0
+        self._limit = battery.charge_current_limit()
+        self._tripped: frozenset[str] = frozenset()
+
+    @property
+    def stage(self) -> VStage:
+        return self.sm.stage  # type: ignore[no-any-return]
+
+    def _go(self, trigger: str, now: float, detail: str = "") -> None:
+        stage: VStage = self.sm.fire(trigger)
+        self.emit(StageChanged(now, Role.VEHICLE, stage.value, V_STEP[stage], detail))
+
+    def _c(self, frame_id: int, signal: str, default: Value = 0) -> Value:
+        values = self.charger.get(frame_id)
+        return default if values is None else values.get(signal, default)
+
+    # ---- inputs ----------------------------------------------------------------------------
+    def start(self, now: float) -> list[Frame]:
+        """Plugged in: the ECU sleeps and samples d1 (proximity line set)."""
+        self.harness.set("proximity", True)
+        self.deadlines.set("poll_d1", now)
+        self._last_step = now
+        return []
+
+    def receive(self, frame: Frame, now: float) -> list[Frame]:
+        if frame.is_extended_id or self.stage in (VStage.ASLEEP, VStage.DONE):
+            return []
+        codec = self._rx.get(frame.arbitration_id)
+        if codec is None:
+            return []
+        try:
+            values = codec.decode(frame.data)
+        except DecodeError:
+            return []
+        self.frames_received += 1
+        self.charger[frame.arbitration_id] = values
+        self._last_charger_rx = now
+        self.deadlines.set("charger_can_loss", now + T.limit("vehicle_charger_can_loss"))
+        if frame.arbitration_id == 0x109:
+            self._on_109(values, now)
+        return []
+
+    def on_timer(self, now: float) -> list[Frame]:
+        for name in self.deadlines.due(now):
+            self._on_deadline(name, now)
+        if self.cyclic is not None and now + 1e-9 >= self.cyclic.next_at:
+            self._tick(now)
+            out = self._frames(now) if self.stage is not VStage.DONE else []
+            if self.stage is VStage.DONE:
+                self.cyclic = None
+                self.finished = True
+            else:
+                self.cyclic.advance(now)
+            return out
+        return []
+
+    def next_deadline(self) -> float | None:
+        nxt = self.deadlines.next()
+        if self.cyclic is not None:
+            nxt = self.cyclic.next_at if nxt is None else min(nxt, self.cyclic.next_at)
+        return nxt
+
+    # ---- behaviour -------------------------------------------------------------------------
+    def _on_deadline(self, name: str, now: float) -> None:
+        stage = self.stage
+        if name == "poll_d1":
+            if self.harness.is_on("d1"):
+                self.deadlines.set("wake", now + self.config.wake_delay)
+            else:
+                self.deadlines.set("poll_d1", now + 0.05)
+        elif name == "wake" and stage is VStage.ASLEEP:
+            self._go("wake", now, "d1 seen, ECU awake")
+            self._last_step = now
+            self.cyclic = Cyclic(self.config.frame_period, now)
+        elif name == "permit" and stage is VStage.READY:
+            if self.config.grant_permission:
+                self.enabled = 1
+                self.harness.set("k", True)
+                self._go("permit", now, "k closed, 102.5.0 = 1")
+        elif name == "contactors" and stage is VStage.PERMITTED:
+            self.harness.contactors_closed = True
+            self.contactor_open_flag = 0
+            self._go("close_contactors", now, "main contactors closed")
+            if self.config.requests_current:
+                self.deadlines.set("first_request", now + self.config.first_request_delay)
+        elif name == "first_request" and stage is VStage.CONTACTORS_CLOSED:
+            self.request = self.config.request_start
+            self._go("request", now, f"first request {self.request:g} A")
+        elif name == "charger_stopped" and stage in _LIVE:
+            self._stop(now, "charger stopped the session")
+        elif name == "charger_can_loss" and stage in _LIVE:
+            self.faults["ChargingSystemFault"] = 1
+            self._stop(now, "charger CAN frames stopped arriving")
+        elif name == "stop_giveup" and stage is VStage.STOPPING:
+            self._open_contactors(now, "charger current not <= 5 A in time: contactors opened anyway")
+        elif name == "welding_done" and stage is VStage.WELDING_CHECK:
+            if self.harness.output_voltage <= T.OUTPUT_SAFE_V or not self.harness.is_on("d2"):
+                self.contactor_open_flag = 1 if self._proto() >= 2 else 0
+            else:
+                self.deadlines.set("welding_done", now + self.config.frame_period)
+
+    def _proto(self) -> int:
+        charger = int(self._c(0x109, "ProtocolNumberEVSE", 0))
+        return min(charger, self.config.protocol_number) if charger else self.config.protocol_number
+
+    def _on_109(self, v: dict[str, Value], now: float) -> None:
+        stage = self.stage
+        if stage is VStage.AWAKE and 0x108 in self.charger:
+            self._go("charger_seen", now, "charger frames received")
+            if self.config.sets_contactor_flag and self._proto() >= 2:
+                self.contactor_open_flag = 1
+            self.deadlines.set("permit", now + self.config.permission_delay)
+        if v.get("StatusCharging") and not v.get("StatusStopControl"):
+            self._charger_charging = True
+        charger_stop = (
+            (bool(v.get("StatusStopControl")) and self._charger_charging)
+            or bool(v.get("StatusChargerMalfunction"))
+            or bool(v.get("StatusSystemMalfunction"))
+            or bool(v.get("StatusBatteryIncompatible"))
+        )
+        active = stage in (VStage.PERMITTED, VStage.CONTACTORS_CLOSED, VStage.CHARGING)
+        if stage is VStage.CHARGING and charger_stop and not self._charger_stopping:
+            self._charger_stopping = True
+            self.deadlines.set("charger_stopped", now + self.config.stop_reaction)
+        elif (
+            active
+            and stage is not VStage.CHARGING
+            and (
+                v.get("StatusChargerMalfunction")
+                or v.get("StatusSystemMalfunction")
+                or v.get("StatusBatteryIncompatible")
+            )
+        ):
+            self._stop(now, "charger reported a fault before charging")
+
+    def _stop(self, now: float, cause: str) -> None:
+        self.deadlines.cancel("permit", "contactors", "first_request", "charger_stopped")
+        self.enabled = 0
+        self.request = 0.0
+        self.harness.set("k", False)
+        self.stop_cause = self.stop_cause or cause
+        self._go("stop", now, cause)
+        if self.harness.contactors_closed:
+            self.contactor_open_flag = 0
+            self.deadlines.set("stop_giveup", now + T.limit("vehicle_stop_giveup"))
+
+    def _open_contactors(self, now: float, detail: str) -> None:
+        self.deadlines.cancel("stop_giveup")
+        self.harness.contactors_closed = False
+        self._go("open_contactors", now, detail)
+        self.deadlines.set("welding_done", now + self.config.welding_check_time)
+
+    def _tick(self, now: float) -> None:
+        current = self.harness.output_current if self.harness.contactors_closed else 0.0
+        self._integrate(current, now)
+        self.harness.battery_voltage = self.battery.terminal_voltage(current)
+        stage = self.stage
+        if stage is not VStage.ASLEEP and not self.harness.is_on("d1"):
+            self.harness.contactors_closed = False
+            self.harness.set("k", False)
+            self._go("sleep", now, "d1 opened")
+            self._end(now)
+            return
+        self._protect(current, now)
+        if stage is VStage.PERMITTED and self.harness.is_on("d2") and "contactors" not in self.deadlines:
+            self.deadlines.set("contactors", now + self.config.contactor_delay)
+        elif stage is VStage.CHARGING:
+            if self.battery.soc >= self.config.target_soc:
+                self._stop(now, f"target SOC {self.config.target_soc:g} % reached")
+            else:
+                self._update_request()
+                self._check_deviation(current, now)
+        elif stage is VStage.STOPPING and self.harness.contactors_closed and current <= T.STOP_CURRENT_A:
+            self._open_contactors(now, "current <= 5 A, contactors opened for the welding check")
+        elif (
+            stage is VStage.STOPPING
+            and not self.harness.contactors_closed
+            and "stop_giveup" not in self.deadlines
+        ):
+            pass  # never closed: wait for d1 to open
+
+    def _integrate(self, current: float, now: float) -> None:
+        """Feed the pack model: charge accumulates every tick, the model steps once per
+        ``BATTERY_STEP`` with the charge-conserving mean current (the cells barely move in 100 ms)."""
+        dt = now - (self._last_step if self._last_step is not None else now)
+        self._last_step = now
+        if dt <= 0:
+            return
+        self._acc_charge += current * dt
+        self._acc_dt += dt
+        if self._acc_dt >= BATTERY_STEP or (current == 0.0 and self._acc_charge != 0.0):
+            self.battery.step(self._acc_charge / self._acc_dt, self._acc_dt)
+            self._acc_charge = 0.0
+            self._acc_dt = 0.0
+            self._limit = self.battery.charge_current_limit()
+            self._tripped = self.battery.protections(current)
+
+    def _update_request(self) -> None:
+        available = float(self._c(0x108, "AvailableOutputCurrent", 0))
+        limit = min(self._limit, self.config.max_current, available or 255.0)
+        limit = max(0.0, math.floor(limit))
+        self.request = min(limit, self.request + self.config.request_step)
+
+    def _protect(self, current: float, now: float) -> None:
+        tripped = self._tripped
+        mapping = {
+            "cell_over_voltage": "FaultOverVoltage",
+            "cell_under_voltage": "FaultUnderVoltage",
+            "over_temperature": "FaultHighTemperature",
+        }
+        for name, flag in mapping.items():
+            if name in tripped and not self.faults[flag]:
+                self.faults[flag] = 1
+                if self.stage in _LIVE:
+                    self._stop(now, f"battery protection: {name.replace('_', ' ')}")
+
+    def _check_deviation(self, current: float, now: float) -> None:
+        if abs(self.request - current) >= T.CURRENT_DEVIATION_A:
+            self._deviation_since = self._deviation_since if self._deviation_since is not None else now
+            if now - self._deviation_since >= T.limit("vehicle_current_deviation"):
+                self.faults["FaultCurrentDeviation"] = 1
+                self._stop(now, "charger current deviates from the request by >= 10 A for 5 s")
+                return
+        else:
+            self._deviation_since = None
+        reported = float(self._c(0x109, "PresentOutputVoltage", 0))
+        measured = self.battery.terminal_voltage(current)
+        if reported and abs(reported - measured) > T.VOLTAGE_DEVIATION_V:
+            self._vdev_since = self._vdev_since if self._vdev_since is not None else now
+            if now - self._vdev_since >= T.limit("vehicle_voltage_deviation"):
+                self.faults["FaultVoltageDeviation"] = 1
+                self._stop(now, f"charger reports {reported:g} V, battery measures {measured:.0f} V")
+        else:
+            self._vdev_since = None
+
+    def _end(self, now: float) -> None:
+        self.deadlines.clear()
+        soc_reached = self.battery.soc >= self.config.target_soc
+        self.emit(
+            SessionEnded(
+                now,
+                Role.VEHICLE,
+                Outcome.COMPLETED if soc_reached else Outcome.STOPPED,
+                "target_soc" if soc_reached else "stopped",
+                self.stop_cause or "d1 opened",
+                VStage.DONE.value,
+                7,
+                Origin.VEHICLE,
+            )
+        )
+
+    # ---- frames out --------------------------------------------------------------------------
+    def _frames(self, now: float) -> list[Frame]:
+        proto = self.config.protocol_number
+        f100 = self._m100.frame(
+            {
+                "MinChargeCurrent": self.config.min_charge_current if proto >= 2 else 0,
+                "MinBatteryVoltage": 0,
+                "MaxBatteryVoltage": round(self.max_battery_voltage),
+                "ChargedRateRefConst": 100 if self.stage is not VStage.AWAKE else 0xF0,
+            },
+            now,
+        )
+        f101 = self._m101.frame(
+            {
+                "MaxChargeTime10s": 0xFF,
+                "MaxChargeTimeMin": self.config.max_charge_time_min,
+                "EstChargeTimeMin": 0,
+                "RatedCapacity": round(self.battery.spec.capacity_kwh, 1),
+            },
+            now,
+        )
+        soc = max(0, min(100, round(self.battery.soc)))
+        f102 = self._m102.frame(
+            {
+                "ProtocolNumberEV": proto,
+                "TargetBatteryVoltage": round(self.target_voltage),
+                "ChargeCurrentRequest": round(self.request),
+                **{k: v for k, v in self.faults.items() if k != "ChargingSystemFault"},
+                "ChargingEnabled": self.enabled,
+                "ShiftPosition": 0,
+                "ChargingSystemFault": self.faults["ChargingSystemFault"],
+                "ContactorOpen": self.contactor_open_flag if self.config.sets_contactor_flag else 0,
+                "StopBeforeCharging": 0,
+                "DynamicControlLegacy": 0,
+                "DischargeCompatible": int(self.config.discharge_compatible),
+                "ChargedRate": soc,
+            },
+            now,
+        )
+        out = [f100, f101, f102]
+        if proto >= 3:
+            out.append(
+                self._m110.frame({"DynamicControl": 0, "HighCurrentControl": 0, "HighVoltageControl": 0}, now)
+            )
+        self.frames_sent += len(out)
+        return out
+
+    def snapshot(self) -> Snapshot:
+        current = self.harness.output_current if self.harness.contactors_closed else 0.0
+        return Snapshot(
+            stage=self.stage.value,
+            step=V_STEP[self.stage],
+            values={
+                "soc": self.battery.soc,
+                "battery_voltage": self.battery.terminal_voltage(current),
+                "max_cell_voltage": self.battery.max_cell_voltage(current),
+                "temperature": self.battery.temperature_c,
+                "request": self.request,
+                "contactors_closed": self.harness.contactors_closed,
+                "frames_sent": self.frames_sent,
+            },
+        )

@@ -1,0 +1,75 @@
+"""Protocols by name: their DBC, bit rate, configuration classes, core factories and tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..bms.battery import Battery
+from ..codec import Codec
+from ..errors import UsageError
+from ..plant.harness import Harness
+from .base import Core, Limit, StopReason
+
+
+@dataclass(frozen=True)
+class ProtocolInfo:
+    name: str
+    title: str
+    dbc: str
+    bitrate: int
+    extended_ids: bool
+    charger_config: type
+    vehicle_config: type
+    build_charger: Callable[[Any, Harness, Codec], Core]
+    build_vehicle: Callable[[Any, Battery, Harness, Codec], Core]
+    stop_reasons: Mapping[str, StopReason]
+    stage_steps: Mapping[str, int]  # charger stages in order, with their handshake step
+    stage_descriptions: Mapping[str, str]
+    limits: Mapping[str, Limit]
+    transitions: Sequence[Any]
+    initial_stage: Any
+    final_stage: Any
+
+
+def _chademo() -> ProtocolInfo:
+    from .chademo import states, stops, timing
+    from .chademo.charger import ChademoCharger, ChademoChargerConfig
+    from .chademo.vehicle import ChademoVehicle, ChademoVehicleConfig
+
+    return ProtocolInfo(
+        name="chademo",
+        title="CHAdeMO 0.9 / 1.0 / 2.0",
+        dbc="chademo",
+        bitrate=500_000,
+        extended_ids=False,
+        charger_config=ChademoChargerConfig,
+        vehicle_config=ChademoVehicleConfig,
+        build_charger=lambda cfg, harness, codec: ChademoCharger(cfg, harness, codec),
+        build_vehicle=lambda cfg, battery, harness, codec: ChademoVehicle(cfg, battery, harness, codec),
+        stop_reasons=stops.REASONS,
+        stage_steps={s.value: n for s, n in states.STEP.items()},
+        stage_descriptions={s.value: d for s, d in states.DESCRIPTION.items()},
+        limits=timing.LIMITS,
+        transitions=states.TRANSITIONS,
+        initial_stage=states.Stage.IDLE,
+        final_stage=states.Stage.DONE,
+    )
+
+
+_FACTORIES: dict[str, Callable[[], ProtocolInfo]] = {"chademo": _chademo}
+_CACHE: dict[str, ProtocolInfo] = {}
+
+
+def names() -> list[str]:
+    return sorted(_FACTORIES)
+
+
+def get(name: str) -> ProtocolInfo:
+    key = name.lower().replace("-", "").replace("/", "")
+    if key not in _FACTORIES:
+        raise UsageError(f"unknown protocol {name!r}; expected one of: {', '.join(names())}")
+    if key not in _CACHE:
+        _CACHE[key] = _FACTORIES[key]()
+    return _CACHE[key]

@@ -1,0 +1,1 @@
+"""Scenario files (YAML): schema, loading with one-line errors, and the runner."""
