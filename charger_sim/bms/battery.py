@@ -97,6 +97,19 @@ class Chemistry:
 _OCV_ARRAYS: dict[tuple[tuple[float, float], ...], tuple[list[float], list[float]]] = {}
 
 
+def _ocv_many(chem: Chemistry, socs_in: list[float]) -> list[float]:
+    """``cell_ocv`` for many cells at once (the hot path of :meth:`Battery.step`)."""
+    socs, volts = _ocv_arrays(chem)
+    last = len(socs) - 1
+    out: list[float] = []
+    for x in socs_in:
+        i = bisect.bisect_left(socs, x)
+        i = 1 if i < 1 else (last if i > last else i)
+        s0, v0 = socs[i - 1], volts[i - 1]
+        out.append(v0 + (x - s0) * (volts[i] - v0) / (socs[i] - s0))
+    return out
+
+
 def _ocv_arrays(chem: Chemistry) -> tuple[list[float], list[float]]:
     """The OCV table as two sorted lists for bisection (built once per table)."""
     arrays = _OCV_ARRAYS.get(chem.ocv)
@@ -418,7 +431,7 @@ class Battery:
         v_before = self.terminal_voltage(current_a)
         ah = current_a * dt / 3600.0
         self._soc = [s + 100.0 * ah / c for s, c in zip(self._soc, self._capacity_ah, strict=True)]
-        self._ocv = [self._chem.cell_ocv(x) for x in self._soc]
+        self._ocv = _ocv_many(self._chem, self._soc)
         self._ocv_sum = None
         self._soc_mean = None
 

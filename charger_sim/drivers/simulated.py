@@ -49,6 +49,13 @@ class SimulatedDriver:
                 heapq.heappush(self._pending, (at, self._seq, dest, carried))
                 self._seq += 1
 
+    def _deliver(self, now: float) -> None:
+        pending = self._pending
+        while pending and pending[0][0] <= now:
+            _, _, dest, frame = heapq.heappop(pending)
+            core = self.session.charger if dest is Role.CHARGER else self.session.vehicle
+            self._send(dest, core.receive(frame, now), now)
+
     def run(self, until: float) -> float:
         """Run the session until it is done or ``until`` seconds of session time; return the end time."""
         s = self.session
@@ -81,14 +88,12 @@ class SimulatedDriver:
                 same_time_steps = 0
                 now = nxt
             s.end_time = now
-            while self._pending and self._pending[0][0] <= now:
-                _, _, dest, frame = heapq.heappop(self._pending)
-                core = charger if dest is Role.CHARGER else vehicle
-                self._send(dest, core.receive(frame, now), now)
+            self._deliver(now)
             for role, core in ((Role.CHARGER, charger), (Role.VEHICLE, vehicle)):
                 deadline = core.next_deadline()
                 if deadline is not None and deadline <= now + 1e-9:
                     self._send(role, core.on_timer(now), now)
+            self._deliver(now)  # frames sent at this instant arrive at this instant
             s.observe(now)
         self.now = now
         return now

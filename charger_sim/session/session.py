@@ -113,7 +113,6 @@ class Session:
         if now + 1e-9 >= self._next_sample:
             self._sample(now)
             self._next_sample = now + SAMPLE_PERIOD
-        self.max_temperature = max(self.max_temperature, self.battery.temperature_c)
 
     @property
     def done(self) -> bool:
@@ -183,6 +182,7 @@ class Session:
         c = self.charger.snapshot()
         cv = c.values
         current = self.harness.output_current if self.harness.contactors_closed else 0.0
+        self.max_temperature = max(self.max_temperature, self.battery.temperature_c)
         self.samples.append(
             Sample(
                 time=now,

@@ -174,7 +174,7 @@ class ChademoCharger(Core):
         if frame.is_extended_id:
             return []
         codec = self._rx.get(frame.arbitration_id)
-        if codec is None or self.stage is Stage.DONE:
+        if codec is None or self.stage is Stage.DONE or self.finished:
             return []
         try:
             values = codec.decode(frame.data)
@@ -220,8 +220,8 @@ class ChademoCharger(Core):
         if self.stage in _ACTIVE:
             self._begin_stop(reason, now)
         elif self.stage is Stage.IDLE:
-            self.sm.fire("start")  # never started: nothing on the bus to undo
-            self._finish(now, reason)
+            self._go("abandon", now, "stopped before start")
+            self._finish(now, reason)  # never started: nothing on the bus to undo; stays silent
         return []
 
     def inject_power_fault(self, now: float) -> None:
@@ -411,6 +411,7 @@ class ChademoCharger(Core):
 
     def _follow_request(self, now: float) -> None:
         request = float(self._v(0x102, "ChargeCurrentRequest"))
+        self.power.advance(now, self.harness.dc_link_voltage)  # a new setpoint applies from now on
         self.power.set_current(min(request, self.config.max_current))
 
     def _vehicle_time_limit(self) -> float | None:
@@ -433,7 +434,7 @@ class ChademoCharger(Core):
         stage = self.stage
         if name == "vehicle_can" and stage is Stage.WAKE_UP:
             self._begin_stop("vehicle_not_awake", now)
-        elif name == "permission" and stage in (Stage.WAKE_UP, Stage.NEGOTIATION):
+        elif name == "permission" and stage is Stage.NEGOTIATION:
             self._begin_stop("no_permission", now)
         elif name == "can_loss" and stage in _ACTIVE:
             self._begin_stop("can_timeout", now)
@@ -492,6 +493,7 @@ class ChademoCharger(Core):
             self.flags["StatusSystemMalfunction"] = 1
         if stage is Stage.CHARGING:
             self.charge_end = now
+        self.power.advance(now, self.harness.dc_link_voltage)  # the ramp starts now, not at the last tick
         if self.power.mode is Mode.CURRENT:
             self.power.set_current(0.0, stopping=True)
         else:
@@ -512,6 +514,8 @@ class ChademoCharger(Core):
 
     def _note_shutdown_fault(self, code: str) -> None:
         self.faults.append(code)
+        if code == "welding_check_timeout":
+            self.flags["StatusSystemMalfunction"] = 1  # a vehicle timeout, like T1-T4 (§8)
         if self.stop_reason is not None and self.stop_reason.normal:
             self.stop_reason = REASONS[code]
 
@@ -584,8 +588,12 @@ class ChademoCharger(Core):
             return 0, 0
         elapsed = 0.0 if self.charge_start is None else (self.charge_end or now) - self.charge_start
         remaining = max(0.0, limit - elapsed)
-        if self.stage in (Stage.STOPPING, Stage.WELDING_CHECK, Stage.SHUTDOWN, Stage.DONE):
-            remaining = 0.0 if self.stop_reason and not self.stop_reason.normal else remaining
+        stopped = self.stage in (Stage.STOPPING, Stage.WELDING_CHECK, Stage.SHUTDOWN, Stage.DONE)
+        reason = self.stop_reason
+        if stopped and reason is not None and (not reason.normal or reason.code == "charge_time_limit"):
+            remaining = 0.0
+        if remaining < 1e-3:  # deadlines may fire a hair early: no phantom minute left
+            remaining = 0.0
         if int(self._v(0x101, "MaxChargeTime10s", 0xFF)) != 0xFF:
             return min(254, math.ceil(remaining / 10.0)), min(255, math.ceil(remaining / 60.0))
         return 0xFF, min(255, math.ceil(remaining / 60.0))

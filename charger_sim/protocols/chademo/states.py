@@ -73,6 +73,7 @@ _ACTIVE = (
 
 TRANSITIONS: tuple[Transition, ...] = (
     Transition("start", (Stage.IDLE,), Stage.WAKE_UP, "§7 step 1: close d1"),
+    Transition("abandon", (Stage.IDLE,), Stage.DONE, "§8: stopped before start, nothing to undo"),
     Transition("vehicle_seen", (Stage.WAKE_UP,), Stage.NEGOTIATION, "§7 step 2-3: start 0x108/0x109"),
     Transition(
         "permitted", (Stage.NEGOTIATION,), Stage.INSULATION_TEST, "§7 step 4-6: lock, insulation test"
