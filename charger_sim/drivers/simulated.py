@@ -42,12 +42,19 @@ class SimulatedDriver:
         self.now = 0.0
 
     def _send(self, sender: Role, frames: list[Frame], now: float) -> None:
+        if not frames:
+            return
+        dest = Role.VEHICLE if sender is Role.CHARGER else Role.CHARGER
+        peer = self.session.vehicle if dest is Role.VEHICLE else self.session.charger
         for frame in frames:
             for at, f in self.session.link(frame, sender, now):
                 carried = self.wire.carry(f, sender)
-                dest = Role.VEHICLE if sender is Role.CHARGER else Role.CHARGER
-                heapq.heappush(self._pending, (at, self._seq, dest, carried))
-                self._seq += 1
+                if at <= now and not self._pending:
+                    # arrives at this instant, in send order: hand it over directly
+                    self._send(dest, peer.receive(carried, now), now)
+                else:
+                    heapq.heappush(self._pending, (at, self._seq, dest, carried))
+                    self._seq += 1
 
     def _deliver(self, now: float) -> None:
         pending = self._pending

@@ -134,6 +134,8 @@ class Deadlines:
 
     def due(self, now: float) -> list[str]:
         """Names whose deadline is at or before ``now`` (removed), earliest first."""
+        if not self._at or min(self._at.values()) > now + 1e-9:
+            return []
         hit = sorted((t, n) for n, t in self._at.items() if t <= now + 1e-9)
         for _, name in hit:
             del self._at[name]

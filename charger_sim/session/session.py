@@ -22,6 +22,7 @@ from .result import Sample, SessionResult, TimelineEntry
 log = logging.getLogger(__name__)
 
 SAMPLE_PERIOD = 1.0
+LINK_FAULTS = frozenset({"drop_message"})
 END_GRACE = 2.0  # keep running this long after the charger finished, for the vehicle's last frames
 
 
@@ -61,6 +62,7 @@ class Session:
         self.soc_start = self.battery.soc
         self.max_temperature = self.battery.temperature_c
         self._faults = [_ActiveFault(f) for f in scenario.faults]
+        self._link_faults = [af for af in self._faults if af.spec.type in LINK_FAULTS]
         self._next_sample = 0.0
         self._drop_names: dict[int, str] = {m.frame_id: m.name for m in self.codec.messages}
         self.on_frame: list[Callable[[Frame, Role], None]] = []
@@ -80,8 +82,10 @@ class Session:
         for listener in self.on_frame:
             listener(frame, sender)
         self.frames_on_wire += 1
+        if not self._link_faults:
+            return [(now, frame)]
         name = self._drop_names.get(frame.arbitration_id)
-        for af in self._faults:
+        for af in self._link_faults:
             if (
                 af.spec.type == "drop_message"
                 and af.start is not None

@@ -101,6 +101,7 @@ class ChademoCharger(Core):
             0x102: self.codec.message("VehicleChargeControl"),
         }
         self.sm = StageMachine(Stage, TRANSITIONS, Stage.IDLE)
+        self.stage: Stage = Stage.IDLE  # mirrors self.sm (plain attribute: read on every frame)
         self.power = PowerStage(config.power_spec())
         self.deadlines = Deadlines()
         self.cyclic: Cyclic | None = None
@@ -131,12 +132,9 @@ class ChademoCharger(Core):
         self._now = 0.0
 
     # ---- helpers ---------------------------------------------------------------------------
-    @property
-    def stage(self) -> Stage:
-        return self.sm.stage  # type: ignore[no-any-return]
-
     def _go(self, trigger: str, now: float, detail: str = "") -> None:
         stage: Stage = self.sm.fire(trigger)
+        self.stage = stage
         log.debug("%.3f charger %s -> %s", now, trigger, stage.value)
         self.emit(StageChanged(now, Role.CHARGER, stage.value, STEP[stage], detail))
 
@@ -316,8 +314,6 @@ class ChademoCharger(Core):
                 self._begin_stop("threshold_voltage", now)
             elif self.harness.line("k") == 0:
                 self._begin_stop("vehicle_stop", now)
-            else:
-                self._follow_request(now)
         elif stage is Stage.STOPPING:
             if self.power.current <= T.STOP_CURRENT_A:
                 self.deadlines.cancel("stop_current")

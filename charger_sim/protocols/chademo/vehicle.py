@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 from ...bms.battery import Battery
+from ...bms.monitor import PackMonitor
 from ...codec import Codec, Value, load_dbc
 from ...errors import DecodeError, Origin
 from ...frames import Frame
@@ -21,8 +22,6 @@ from ..machine import StageMachine
 from . import timing as T
 
 log = logging.getLogger(__name__)
-
-BATTERY_STEP = 1.0  # s of session time per pack-model step
 
 
 class VStage(str, enum.Enum):
@@ -129,6 +128,7 @@ class ChademoVehicle(Core):
             0x109: self.codec.message("ChargerStatus"),
         }
         self.sm = StageMachine(VStage, V_TRANSITIONS, VStage.ASLEEP)
+        self.stage: VStage = VStage.ASLEEP  # mirrors self.sm
         self.deadlines = Deadlines()
         self.cyclic: Cyclic | None = None
         self.charger: dict[int, dict[str, Value]] = {}
@@ -151,23 +151,16 @@ class ChademoVehicle(Core):
         self.frames_sent = 0
         self.frames_received = 0
         self.soc_start = battery.soc
-        self._last_step: float | None = None
         self._last_charger_rx: float | None = None
         self._deviation_since: float | None = None
         self._vdev_since: float | None = None
         self._charger_stopping = False
         self._charger_charging = False
-        self._acc_charge = 0.0
-        self._acc_dt = 0.0
-        self._limit = battery.charge_current_limit()
-        self._tripped: frozenset[str] = frozenset()
-
-    @property
-    def stage(self) -> VStage:
-        return self.sm.stage  # type: ignore[no-any-return]
+        self.pack = PackMonitor(battery)
 
     def _go(self, trigger: str, now: float, detail: str = "") -> None:
         stage: VStage = self.sm.fire(trigger)
+        self.stage = stage
         self.emit(StageChanged(now, Role.VEHICLE, stage.value, V_STEP[stage], detail))
 
     def _c(self, frame_id: int, signal: str, default: Value = 0) -> Value:
@@ -179,7 +172,6 @@ class ChademoVehicle(Core):
         """Plugged in: the ECU sleeps and samples d1 (proximity line set)."""
         self.harness.set("proximity", True)
         self.deadlines.set("poll_d1", now)
-        self._last_step = now
         return []
 
     def receive(self, frame: Frame, now: float) -> list[Frame]:
@@ -230,7 +222,6 @@ class ChademoVehicle(Core):
                 self.deadlines.set("poll_d1", now + 0.05)
         elif name == "wake" and stage is VStage.ASLEEP:
             self._go("wake", now, "d1 seen, ECU awake")
-            self._last_step = now
             self.cyclic = Cyclic(self.config.frame_period, now)
         elif name == "permit" and stage is VStage.READY:
             if self.config.grant_permission:
@@ -312,7 +303,7 @@ class ChademoVehicle(Core):
 
     def _tick(self, now: float) -> None:
         current = self.harness.output_current if self.harness.contactors_closed else 0.0
-        self._integrate(current, now)
+        self.pack.update(current, now)
         self.harness.battery_voltage = self.battery.terminal_voltage(current)
         stage = self.stage
         if stage is not VStage.ASLEEP and not self.harness.is_on("d1"):
@@ -339,30 +330,14 @@ class ChademoVehicle(Core):
         ):
             pass  # never closed: wait for d1 to open
 
-    def _integrate(self, current: float, now: float) -> None:
-        """Feed the pack model: charge accumulates every tick, the model steps once per
-        ``BATTERY_STEP`` with the charge-conserving mean current (the cells barely move in 100 ms)."""
-        dt = now - (self._last_step if self._last_step is not None else now)
-        self._last_step = now
-        if dt <= 0:
-            return
-        self._acc_charge += current * dt
-        self._acc_dt += dt
-        if self._acc_dt >= BATTERY_STEP or (current == 0.0 and self._acc_charge != 0.0):
-            self.battery.step(self._acc_charge / self._acc_dt, self._acc_dt)
-            self._acc_charge = 0.0
-            self._acc_dt = 0.0
-            self._limit = self.battery.charge_current_limit()
-            self._tripped = self.battery.protections(current)
-
     def _update_request(self) -> None:
         available = float(self._c(0x108, "AvailableOutputCurrent", 0))
-        limit = min(self._limit, self.config.max_current, available or 255.0)
+        limit = min(self.pack.limit, self.config.max_current, available or 255.0)
         limit = max(0.0, math.floor(limit))
         self.request = min(limit, self.request + self.config.request_step)
 
     def _protect(self, current: float, now: float) -> None:
-        tripped = self._tripped
+        tripped = self.pack.tripped
         mapping = {
             "cell_over_voltage": "FaultOverVoltage",
             "cell_under_voltage": "FaultUnderVoltage",
