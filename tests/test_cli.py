@@ -93,3 +93,13 @@ def test_python_can_virtual_bus_in_simulated_time() -> None:
 def test_missing_file_exit_code() -> None:
     code, out = cli("run", "does/not/exist.yaml")
     assert code == ExitCode.SCENARIO and "no such file" in out
+
+
+def test_shipped_scenarios_are_found_by_name_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out = cli("run", "chademo_insulation_fault", "--no-timeline")
+    assert code == ExitCode.OK and "insulation_fault" in out
+    code, out = cli("run", "scenarios/chademo_no_permission.yaml", "--no-timeline")
+    assert code == ExitCode.OK and "no_permission" in out

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from ..errors import ExitCode, ScenarioError, UsageError
 from ..protocols import registry
+from ..resources import scenarios_dir
 from ..scenario.loader import load_scenario
 from ..scenario.runner import Monitor, run_realtime, run_simulated
 from ..scenario.schema import Scenario
@@ -45,10 +46,24 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(handler=handle)
 
 
+def _shipped(raw: str) -> Path | None:
+    """A scenario shipped with charger-sim, by name (``chademo_basic``) or as ``scenarios/NAME.yaml``."""
+    folder = scenarios_dir()
+    name = Path(raw)
+    if name.parts and name.parts[0] == "scenarios":
+        name = Path(*name.parts[1:]) if len(name.parts) > 1 else Path(".")
+    for candidate in (folder / name, folder / f"{name}.yaml"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
 def expand(paths: list[str]) -> list[Path]:
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)
+        if not path.exists():
+            path = _shipped(raw) or path
         if path.is_dir():
             found = sorted(p for p in path.glob("*.yaml") if p.is_file())
             if not found:
