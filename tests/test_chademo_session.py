@@ -178,3 +178,18 @@ BO_ 265 EVSE109: 8 EVSE
             a, b = ours109.decode(f.data), theirs109.decode(f.data)
             assert (a["PresentOutputVoltage"], a["PresentOutputCurrent"]) == (b["v"], b["i"])
             assert b["status"] == f.data[5]
+
+
+def test_a_stop_at_low_current_still_shows_0x25_for_a_cycle() -> None:
+    """Real chargers show 0x25 while ramping down even from a few amps (field-log walks)."""
+    r = run(
+        {
+            **BASIC,
+            "vehicle": {"soc": 50, "target_soc": 80},
+            "faults": [{"type": "operator_stop", "at": {"stage": "charging", "after": 1.0}}],
+            "expect": {"outcome": "stopped", "reason": "operator_stop"},
+        }
+    )
+    low = [s.present_current for s in r.session.samples if s.stage == "charging"]
+    assert max(low) < 60  # the ramp had barely started
+    assert status_walk(r)[:5] == [0x20, 0x24, 0x05, 0x25, 0x24]

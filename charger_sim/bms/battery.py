@@ -95,19 +95,29 @@ class Chemistry:
 
 
 _OCV_ARRAYS: dict[tuple[tuple[float, float], ...], tuple[list[float], list[float]]] = {}
+_OCV_SEGMENTS: dict[tuple[tuple[float, float], ...], list[tuple[float, float, float, float]]] = {}
 
 
 def _ocv_many(chem: Chemistry, socs_in: list[float]) -> list[float]:
     """``cell_ocv`` for many cells at once (the hot path of :meth:`Battery.step`)."""
-    socs, volts = _ocv_arrays(chem)
-    last = len(socs) - 1
-    out: list[float] = []
-    for x in socs_in:
-        i = bisect.bisect_left(socs, x)
-        i = 1 if i < 1 else (last if i > last else i)
-        s0, v0 = socs[i - 1], volts[i - 1]
-        out.append(v0 + (x - s0) * (volts[i] - v0) / (socs[i] - s0))
-    return out
+    socs, _ = _ocv_arrays(chem)
+    seg = _ocv_segments(chem)
+    bl = bisect.bisect_left
+    return [v0 + (x - s0) * dv / ds for x in socs_in for s0, v0, dv, ds in (seg[bl(socs, x)],)]
+
+
+def _ocv_segments(chem: Chemistry) -> list[tuple[float, float, float, float]]:
+    """(s0, v0, v1 - v0, s1 - s0) of the segment used for each ``bisect_left`` result 0..n."""
+    segments = _OCV_SEGMENTS.get(chem.ocv)
+    if segments is None:
+        socs, volts = _ocv_arrays(chem)
+        last = len(socs) - 1
+        segments = []
+        for i in range(len(socs) + 1):
+            k = 1 if i < 1 else (last if i > last else i)
+            segments.append((socs[k - 1], volts[k - 1], volts[k] - volts[k - 1], socs[k] - socs[k - 1]))
+        _OCV_SEGMENTS[chem.ocv] = segments
+    return segments
 
 
 def _ocv_arrays(chem: Chemistry) -> tuple[list[float], list[float]]:
@@ -276,7 +286,11 @@ class Battery:
         self._ocv = [self._chem.cell_ocv(x) for x in self._soc]  # cache, refreshed whenever _soc changes
         self._ocv_sum: float | None = None
         self._soc_mean: float | None = None
+        self._soc_report: float | None = None  # cache of ``soc`` (clamped mean)
         self._temp_c = [float(temperature_c)] * n
+        self._temp_hot: float | None = None  # cache of ``temperature_c``
+        self._temp_cold: float | None = None  # cache of ``min_temperature_c``
+        self._cell_max: tuple[float, float] | None = None  # (current, max cell voltage) cache
         self._ambient_c = float(ambient_c)
         self._extra_heat_w = [0.0] * n
         self._sum_resistance = math.fsum(self._resistance_ohm)
@@ -302,9 +316,12 @@ class Battery:
     @property
     def soc(self) -> float:
         """Pack SOC in % as the BMS reports it: the mean of the group SOCs, clamped to 0..100."""
-        if self._soc_mean is None:
-            self._soc_mean = math.fsum(self._soc) / len(self._soc)
-        return min(100.0, max(0.0, self._soc_mean))
+        report = self._soc_report
+        if report is None:
+            if self._soc_mean is None:
+                self._soc_mean = math.fsum(self._soc) / len(self._soc)
+            report = self._soc_report = min(100.0, max(0.0, self._soc_mean))
+        return report
 
     @property
     def min_soc(self) -> float:
@@ -334,11 +351,17 @@ class Battery:
     @property
     def temperature_c(self) -> float:
         """Pack temperature as reported: the hottest group."""
-        return max(self._temp_c)
+        hot = self._temp_hot
+        if hot is None:
+            hot = self._temp_hot = max(self._temp_c)
+        return hot
 
     @property
     def min_temperature_c(self) -> float:
-        return min(self._temp_c)
+        cold = self._temp_cold
+        if cold is None:
+            cold = self._temp_cold = min(self._temp_c)
+        return cold
 
     @property
     def ambient_c(self) -> float:
@@ -361,10 +384,15 @@ class Battery:
 
     def cell_voltages(self, current_a: float) -> list[float]:
         """One voltage per series group, including its own I·R."""
-        return [v + current_a * r for v, r in zip(self._ocv, self._resistance_ohm, strict=True)]
+        return [v + current_a * r for v, r in zip(self._ocv, self._resistance_ohm, strict=False)]
 
     def max_cell_voltage(self, current_a: float) -> float:
-        return max(self.cell_voltages(current_a))
+        cached = self._cell_max
+        if cached is not None and cached[0] == current_a:
+            return cached[1]
+        volts = max(self.cell_voltages(current_a))
+        self._cell_max = (current_a, volts)
+        return volts
 
     def min_cell_voltage(self, current_a: float) -> float:
         return min(self.cell_voltages(current_a))
@@ -398,7 +426,7 @@ class Battery:
     def cv_current_limit(self) -> float:
         """Largest current keeping every group at or below ``charge_cutoff_v`` (minus CV_MARGIN_V)."""
         cutoff = self._chem.charge_cutoff_v - CV_MARGIN_V
-        limit = min((cutoff - v) / r for v, r in zip(self._ocv, self._resistance_ohm, strict=True))
+        limit = min([(cutoff - v) / r for v, r in zip(self._ocv, self._resistance_ohm, strict=False)])
         return max(0.0, limit)
 
     def charge_current_limit(self) -> float:
@@ -414,7 +442,9 @@ class Battery:
         """The protections tripped right now with ``current_a`` flowing in."""
         tripped: set[str] = set()
         volts = self.cell_voltages(current_a)
-        if max(volts) > self._chem.over_voltage_v:
+        highest = max(volts)
+        self._cell_max = (current_a, highest)
+        if highest > self._chem.over_voltage_v:
             tripped.add(PROTECTION_CELL_OVER_VOLTAGE)
         if min(volts) < self._chem.under_voltage_v:
             tripped.add(PROTECTION_CELL_UNDER_VOLTAGE)
@@ -430,25 +460,27 @@ class Battery:
             return
         v_before = self.terminal_voltage(current_a)
         ah = current_a * dt / 3600.0
-        self._soc = [s + 100.0 * ah / c for s, c in zip(self._soc, self._capacity_ah, strict=True)]
+        gain = 100.0 * ah  # per group: s + 100 * ah / capacity
+        self._soc = [s + gain / c for s, c in zip(self._soc, self._capacity_ah, strict=False)]
         self._ocv = _ocv_many(self._chem, self._soc)
-        self._ocv_sum = None
-        self._soc_mean = None
+        self._invalidate()
 
         n = self.spec.series
         mass = self.spec.thermal_mass_j_per_k / n
         cooling = self.spec.cooling_w_per_k / n
         decay = math.exp(-cooling * dt / mass)
+        i2 = current_a * current_a
         joule_w = 0.0
-        for i, r in enumerate(self._resistance_ohm):
-            joule = current_a * current_a * r
-            joule_w += joule
-            power = joule + self._extra_heat_w[i]
-            if cooling > 0.0:
-                steady = self._ambient_c + power / cooling
-                self._temp_c[i] = steady + (self._temp_c[i] - steady) * decay
-            else:
-                self._temp_c[i] += power * dt / mass
+        for r in self._resistance_ohm:  # I² R summed in group order (sum() rounds differently)
+            joule_w += i2 * r
+        heat = zip(self._resistance_ohm, self._extra_heat_w, self._temp_c, strict=False)
+        if cooling > 0.0:  # each group relaxes exactly towards its steady temperature
+            ambient = self._ambient_c
+            self._temp_c = [
+                st + (t - st) * decay for r, x, t in heat for st in (ambient + (i2 * r + x) / cooling,)
+            ]
+        else:
+            self._temp_c = [t + (i2 * r + x) * dt / mass for r, x, t in heat]
 
         # Trapezoidal rule over the step: exact for a linear OCV segment.
         energy_wh = 0.5 * (v_before + self.terminal_voltage(current_a)) * current_a * dt / 3600.0
@@ -466,8 +498,16 @@ class Battery:
         _finite("soc_points", soc_points)
         self._soc[index] += soc_points
         self._ocv[index] = self._chem.cell_ocv(self._soc[index])
+        self._invalidate()
+
+    def _invalidate(self) -> None:
+        """Forget the values cached from the group SOCs, OCVs and temperatures."""
         self._ocv_sum = None
         self._soc_mean = None
+        self._soc_report = None
+        self._temp_hot = None
+        self._temp_cold = None
+        self._cell_max = None
 
     def add_heat(self, watts: float, *, index: int | None = None) -> None:
         """Extra heat applied in every later step until set back to 0 (replaces, does not add up).

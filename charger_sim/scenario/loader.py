@@ -25,6 +25,8 @@ def load_scenario(path: str | Path) -> Scenario:
         text = p.read_text(encoding="utf-8")
     except OSError as err:
         raise ScenarioError(where, "", f"cannot read file ({err.strerror or err})") from err
+    except UnicodeDecodeError as err:
+        raise ScenarioError(where, f"byte {err.start}", "not a YAML text file (not UTF-8)") from err
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -38,6 +38,36 @@ _BEFORE_CHARGING = (
     Stage.PRECHARGE,
 )
 _ACTIVE = (*_BEFORE_CHARGING, Stage.CHARGING)
+_ACTIVE_OR_STOPPING = frozenset((*_ACTIVE, Stage.STOPPING))
+_RELAYS_CLOSED = (Stage.INSULATION_TEST, Stage.CONTACTORS, Stage.PRECHARGE, Stage.CHARGING)
+_STOPPED = (Stage.STOPPING, Stage.WELDING_CHECK, Stage.SHUTDOWN, Stage.DONE)
+_CAN_LOSS_S = T.limit("can_loss")
+
+
+@dataclass(frozen=True, slots=True)
+class _Control:
+    """The fields of one 0x102 the charger acts on, read once per distinct frame."""
+
+    protocol: int
+    fault: str | None  # first fault flag set (stop reason code), in _FAULT_BITS order
+    enabled: int
+    stop_before_charging: bool
+    contactor_open: bool
+    welding_done: bool  # ContactorOpen set (read with default 0, unlike contactor_open's 1)
+    request: int | float
+
+    @staticmethod
+    def of(v: dict[str, Value]) -> _Control:
+        fault = next((reason for signal, reason in _FAULT_BITS if v.get(signal, 0)), None)
+        return _Control(
+            protocol=int(v.get("ProtocolNumberEV", 0)),
+            fault=fault,
+            enabled=int(v.get("ChargingEnabled", 0)),
+            stop_before_charging=bool(v.get("StopBeforeCharging", 0)),
+            contactor_open=bool(v.get("ContactorOpen", 1)),
+            welding_done=bool(v.get("ContactorOpen", 0)),
+            request=v.get("ChargeCurrentRequest", 0),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +125,24 @@ class ChademoCharger(Core):
         self._m108 = self.codec.message("ChargerCapability")
         self._m109 = self.codec.message("ChargerStatus")
         self._m118 = self.codec.message("ChargerExtendedFunctions")
+        # Compiled frame builders (generated from the DBC): now + positional values, memoised.
+        self._enc108 = self._m108.framer(
+            "WeldingDetectionSupport", "AvailableOutputVoltage", "AvailableOutputCurrent", "ThresholdVoltage"
+        )
+        self._enc109 = self._m109.framer(
+            "ProtocolNumberEVSE",
+            "PresentOutputVoltage",
+            "PresentOutputCurrent",
+            "StatusCharging",
+            "StatusChargerMalfunction",
+            "StatusConnectorLocked",
+            "StatusBatteryIncompatible",
+            "StatusSystemMalfunction",
+            "StatusStopControl",
+            "RemainingTime10s",
+            "RemainingTimeMin",
+            DischargeCompatible=0,
+        )
         self._rx = {
             0x100: self.codec.message("VehicleChargeLimits"),
             0x101: self.codec.message("VehicleChargeTime"),
@@ -106,6 +154,11 @@ class ChademoCharger(Core):
         self.deadlines = Deadlines()
         self.cyclic: Cyclic | None = None
         self.vehicle: dict[int, dict[str, Value]] = {}
+        self._raw: dict[int, bytes] = {}  # last decoded bytes per ID: an unchanged frame is not re-decoded
+        self._ctl: _Control | None = None  # the last 0x102, parsed
+        self._threshold = float(config.max_voltage)  # min(100.4-5 max battery voltage, available)
+        self._vehicle_limit: float | None = None  # 0x101 charge time limit, s
+        self._limit_in_10s = False  # 0x101 uses 10 s units (101.1 != 0xFF)
         self.protocol: int | None = None
         self.flags = {
             "StatusCharging": 0,
@@ -126,6 +179,7 @@ class ChademoCharger(Core):
         self.insulation_phase = ""
         self.insulation_result_ohm: float | None = None
         self.frames_sent = 0
+        self._stop_frames_sent = 0  # cycle frames sent since the stop began (0x25 shown at least once)
         self.frames_received = 0
         self.bad_frames = 0
         self._last_enabled = 0
@@ -171,46 +225,66 @@ class ChademoCharger(Core):
         self._now = now
         if frame.is_extended_id:
             return []
-        codec = self._rx.get(frame.arbitration_id)
-        if codec is None or self.stage is Stage.DONE or self.finished:
+        fid = frame.arbitration_id
+        codec = self._rx.get(fid)
+        stage = self.stage
+        if codec is None or stage is Stage.DONE or self.finished:
             return []
-        try:
-            values = codec.decode(frame.data)
-        except DecodeError as err:
-            self.bad_frames += 1
-            log.info("ignored vehicle frame: %s", err)
-            return []
+        data = frame.data
+        if data != self._raw.get(fid):  # an unchanged frame is not decoded again
+            try:
+                values = codec.decode(data)
+            except DecodeError as err:
+                self.bad_frames += 1
+                log.info("ignored vehicle frame: %s", err)
+                return []
+            self._store(fid, data, values)
         self.frames_received += 1
-        self.vehicle[frame.arbitration_id] = values
-        if self.stage is Stage.WAKE_UP:
+        if stage is Stage.WAKE_UP:
             self._vehicle_seen(now)
-        if frame.arbitration_id == 0x102:
-            if self.stage in _ACTIVE or self.stage is Stage.STOPPING:
-                self.deadlines.set("can_loss", now + T.limit("can_loss"))
-            self._on_102(values, now)
+            stage = self.stage
+        if fid == 0x102:
+            if stage in _ACTIVE_OR_STOPPING:
+                self.deadlines.set("can_loss", now + _CAN_LOSS_S)
+            self._on_102(now)
         return []
+
+    def _store(self, fid: int, data: bytes, values: dict[str, Value]) -> None:
+        """Keep a newly decoded vehicle frame and what the charger derives from it."""
+        self._raw[fid] = data
+        self.vehicle[fid] = values
+        if fid == 0x102:
+            self._ctl = _Control.of(values)
+        elif fid == 0x100:
+            vmax = values.get("MaxBatteryVoltage", 0)
+            self._threshold = min(float(vmax), self.config.max_voltage) if vmax else self.config.max_voltage
+        elif fid == 0x101:
+            self._vehicle_limit = self._vehicle_time_limit()
+            self._limit_in_10s = int(values.get("MaxChargeTime10s", 0xFF)) != 0xFF
 
     def on_timer(self, now: float) -> list[Frame]:
         self._now = now
         for name in self.deadlines.due(now):
             self._on_deadline(name, now)
-        out: list[Frame] = []
-        if self.cyclic is not None and now + 1e-9 >= self.cyclic.next_at:
+        cyclic = self.cyclic
+        if cyclic is not None and now + 1e-9 >= cyclic.next_at:
             self._tick(now)
             out = self._cycle_frames(now)
             if self.stage is Stage.DONE:
                 self.cyclic = None
                 self.finished = True
             else:
-                self.cyclic.advance(now)
-        elif self.stage is not Stage.DONE:
+                cyclic.advance(now)
+            return out
+        if self.stage is not Stage.DONE:
             self._tick(now)
-        return out
+        return []
 
     def next_deadline(self) -> float | None:
         nxt = self.deadlines.next()
-        if self.cyclic is not None:
-            nxt = self.cyclic.next_at if nxt is None else min(nxt, self.cyclic.next_at)
+        cyclic = self.cyclic
+        if cyclic is not None and (nxt is None or cyclic.next_at < nxt):
+            return cyclic.next_at
         return nxt
 
     def request_stop(self, now: float, reason: str = "operator_stop") -> list[Frame]:
@@ -235,41 +309,41 @@ class ChademoCharger(Core):
         self.cyclic = Cyclic(T.limit("cycle"), now)
         self.deadlines.set("can_loss", now + T.limit("can_loss"))
 
-    def _on_102(self, v: dict[str, Value], now: float) -> None:
+    def _on_102(self, now: float) -> None:
+        c = self._ctl
+        assert c is not None
         stage = self.stage
-        ev_proto = int(v.get("ProtocolNumberEV", 0))
-        self.protocol = min(ev_proto, self.config.protocol_number)
-        if stage in _ACTIVE:
-            for signal, reason in _FAULT_BITS:
-                if v.get(signal, 0):
-                    self._begin_stop(reason, now)
-                    return
-        enabled = int(v.get("ChargingEnabled", 0))
+        self.protocol = protocol = min(c.protocol, self.config.protocol_number)
+        if c.fault is not None and stage in _ACTIVE:
+            self._begin_stop(c.fault, now)
+            return
+        enabled = c.enabled
         was_enabled, self._last_enabled = self._last_enabled, enabled
-        if stage is Stage.NEGOTIATION:
+        if stage is Stage.CHARGING:  # the common case first
+            if was_enabled and not enabled:
+                self._begin_stop("vehicle_stop", now)
+            else:  # _follow_request, inlined
+                power = self.power
+                power.advance(now, self.harness.dc_link_voltage)
+                power.set_current(min(float(c.request), self.config.max_current))
+        elif stage is Stage.NEGOTIATION:
             self._check_permission(now)
-        elif stage in (Stage.INSULATION_TEST, Stage.CONTACTORS, Stage.PRECHARGE, Stage.CHARGING):
+        elif stage in _RELAYS_CLOSED:
             if was_enabled and not enabled:
                 self._begin_stop("vehicle_stop", now)
                 return
-            if (
-                stage is not Stage.CHARGING
-                and v.get("StopBeforeCharging", 0)
-                and self.config.honour_stop_before_charging
-            ):
+            if c.stop_before_charging and self.config.honour_stop_before_charging:
                 self._begin_stop("vehicle_stop_before_charging", now)
                 return
-            if stage is Stage.CONTACTORS and self.protocol >= 2 and not v.get("ContactorOpen", 1):
+            if stage is Stage.CONTACTORS and protocol >= 2 and not c.contactor_open:
                 self._contactors_closed(now)
-            elif stage is Stage.PRECHARGE and int(v.get("ChargeCurrentRequest", 0)) > 0:
+            elif stage is Stage.PRECHARGE and int(c.request) > 0:
                 self._start_charging(now)
-            elif stage is Stage.CHARGING:
-                self._follow_request(now)
-        elif stage is Stage.WELDING_CHECK and (self.protocol or 0) >= 2 and v.get("ContactorOpen", 0):
+        elif stage is Stage.WELDING_CHECK and protocol >= 2 and c.welding_done:
             self._welding_checked(now)
 
     def _check_permission(self, now: float) -> None:
-        if not (self.harness.is_on("k") and self._v(0x102, "ChargingEnabled")):
+        if not (self.harness.is_on("k") and self._ctl is not None and self._ctl.enabled):
             return
         if 0x100 not in self.vehicle:
             return  # limits not known yet: wait for the next cycle
@@ -301,21 +375,28 @@ class ChademoCharger(Core):
 
     # ---- periodic work -----------------------------------------------------------------------
     def _tick(self, now: float) -> None:
-        self.power.advance(now, self.harness.dc_link_voltage)
-        self.harness.output_current = self.power.current
-        self.harness.output_voltage = self.power.voltage
+        power, harness = self.power, self.harness
+        power.advance(now, harness.dc_link_voltage)
+        harness.output_current = power.current
+        harness.output_voltage = power.voltage
         stage = self.stage
-        if stage is Stage.NEGOTIATION:
+        if stage is Stage.CHARGING:
+            if power.voltage >= self._threshold and power.current > 0:
+                self._begin_stop("threshold_voltage", now)
+            elif harness.line("k") == 0:
+                self._begin_stop("vehicle_stop", now)
+        elif stage is Stage.NEGOTIATION:
             self._check_permission(now)
+        elif stage in _RELAYS_CLOSED and harness.line("k") == 0:
+            # §8: k opening withdraws the permission at any point after it was given, not only
+            # while charging (found by charger-sim fuzz: d2 used to close with k open)
+            self._begin_stop("vehicle_stop", now)
         elif stage is Stage.INSULATION_TEST:
             self._insulation_step(now)
-        elif stage is Stage.CHARGING:
-            if self.power.voltage >= self._threshold_voltage() and self.power.current > 0:
-                self._begin_stop("threshold_voltage", now)
-            elif self.harness.line("k") == 0:
-                self._begin_stop("vehicle_stop", now)
         elif stage is Stage.STOPPING:
-            if self.power.current <= T.STOP_CURRENT_A:
+            # a stop while delivering shows 0x25 on the bus for at least one cycle, as real chargers do
+            shown = not self.flags["StatusCharging"] or self._stop_frames_sent > 0
+            if self.power.current <= T.STOP_CURRENT_A and shown:
                 self.deadlines.cancel("stop_current")
                 self.flags["StatusCharging"] = 0
                 self.power.set_off()
@@ -329,7 +410,8 @@ class ChademoCharger(Core):
                     self._go("no_welding_check", now, "contactors never closed")
                     self._enter_shutdown(now)
         elif stage is Stage.WELDING_CHECK:
-            if self.protocol is not None and self.protocol >= 2 and self._v(0x102, "ContactorOpen"):
+            c = self._ctl
+            if self.protocol is not None and self.protocol >= 2 and c is not None and c.welding_done:
                 self._welding_checked(now)
         elif stage is Stage.SHUTDOWN and self._discharged():
             self.flags["StatusConnectorLocked"] = 0
@@ -394,7 +476,7 @@ class ChademoCharger(Core):
         self.flags["StatusCharging"] = 1
         self.flags["StatusStopControl"] = 0
         self.charge_start = now
-        limit = self._vehicle_time_limit()
+        limit = self._vehicle_limit
         if self.config.max_charge_time_s is not None:
             limit = (
                 self.config.max_charge_time_s if limit is None else min(limit, self.config.max_charge_time_s)
@@ -406,7 +488,7 @@ class ChademoCharger(Core):
         self._follow_request(now)
 
     def _follow_request(self, now: float) -> None:
-        request = float(self._v(0x102, "ChargeCurrentRequest"))
+        request = float(self._ctl.request) if self._ctl is not None else 0.0
         self.power.advance(now, self.harness.dc_link_voltage)  # a new setpoint applies from now on
         self.power.set_current(min(request, self.config.max_current))
 
@@ -420,10 +502,7 @@ class ChademoCharger(Core):
         return 60.0 * tmin if tmin else None
 
     def _threshold_voltage(self) -> float:
-        vmax = self._v(0x100, "MaxBatteryVoltage", 0)
-        if vmax:
-            return min(float(vmax), self.config.max_voltage)
-        return self.config.max_voltage
+        return self._threshold
 
     # ---- deadlines ---------------------------------------------------------------------------
     def _on_deadline(self, name: str, now: float) -> None:
@@ -465,6 +544,7 @@ class ChademoCharger(Core):
     # ---- stop path ---------------------------------------------------------------------------
     def _begin_stop(self, code: str, now: float) -> None:
         reason = REASONS[code]
+        self._stop_frames_sent = 0
         stage = self.stage
         self.stop_reason = reason
         self.stop_stage = stage
@@ -540,27 +620,32 @@ class ChademoCharger(Core):
 
     # ---- frames out --------------------------------------------------------------------------
     def _cycle_frames(self, now: float) -> list[Frame]:
+        if self.stage is Stage.STOPPING:
+            self._stop_frames_sent += 1
         rem_10s, rem_min = self._remaining_fields(now)
-        f108 = self._m108.frame(
-            {
-                "WeldingDetectionSupport": 1 if self.config.welding_detection else 0,
-                "AvailableOutputVoltage": round(self.config.max_voltage),
-                "AvailableOutputCurrent": round(self.config.max_current),
-                "ThresholdVoltage": round(self._threshold_voltage()),
-            },
+        config = self.config
+        f = self.flags
+        f108 = self._enc108(
             now,
+            1 if config.welding_detection else 0,
+            round(config.max_voltage),
+            round(config.max_current),
+            round(self._threshold),
         )
-        f109 = self._m109.frame(
-            {
-                "ProtocolNumberEVSE": self.config.protocol_number,
-                "PresentOutputVoltage": min(1000, round(self.power.voltage)),
-                "PresentOutputCurrent": min(255, round(self.power.current)),
-                "DischargeCompatible": 0,
-                **self.flags,
-                "RemainingTime10s": rem_10s,
-                "RemainingTimeMin": rem_min,
-            },
+        power = self.power
+        f109 = self._enc109(
             now,
+            config.protocol_number,
+            min(1000, round(power.voltage)),
+            min(255, round(power.current)),
+            f["StatusCharging"],
+            f["StatusChargerMalfunction"],
+            f["StatusConnectorLocked"],
+            f["StatusBatteryIncompatible"],
+            f["StatusSystemMalfunction"],
+            f["StatusStopControl"],
+            rem_10s,
+            rem_min,
         )
         out = [f108, f109]
         if self.config.dynamic_control or (self.protocol or 0) >= 3:
@@ -579,18 +664,21 @@ class ChademoCharger(Core):
 
     def _remaining_fields(self, now: float) -> tuple[int, int]:
         """109.6/7: 00 00 until 0x101 arrives, then 0xFF + minutes (10 s units if the vehicle uses them)."""
-        limit = self.time_limit_s if self.time_limit_s is not None else self._vehicle_time_limit()
+        limit = self.time_limit_s if self.time_limit_s is not None else self._vehicle_limit
         if limit is None:
             return 0, 0
         elapsed = 0.0 if self.charge_start is None else (self.charge_end or now) - self.charge_start
         remaining = max(0.0, limit - elapsed)
-        stopped = self.stage in (Stage.STOPPING, Stage.WELDING_CHECK, Stage.SHUTDOWN, Stage.DONE)
         reason = self.stop_reason
-        if stopped and reason is not None and (not reason.normal or reason.code == "charge_time_limit"):
+        if (
+            reason is not None
+            and self.stage in _STOPPED
+            and (not reason.normal or reason.code == "charge_time_limit")
+        ):
             remaining = 0.0
         if remaining < 1e-3:  # deadlines may fire a hair early: no phantom minute left
             remaining = 0.0
-        if int(self._v(0x101, "MaxChargeTime10s", 0xFF)) != 0xFF:
+        if self._limit_in_10s:
             return min(254, math.ceil(remaining / 10.0)), min(255, math.ceil(remaining / 60.0))
         return 0xFF, min(255, math.ceil(remaining / 60.0))
 

@@ -58,6 +58,37 @@ class VTransition:
 
 
 _LIVE = (VStage.AWAKE, VStage.READY, VStage.PERMITTED, VStage.CONTACTORS_CLOSED, VStage.CHARGING)
+_ACTIVE = (VStage.PERMITTED, VStage.CONTACTORS_CLOSED, VStage.CHARGING)
+_DEAF = (VStage.ASLEEP, VStage.DONE)
+_CHARGER_CAN_LOSS_S = T.limit("vehicle_charger_can_loss")
+_PROTECTIONS = (  # battery protection -> 102.4 fault flag
+    ("cell_over_voltage", "FaultOverVoltage"),
+    ("cell_under_voltage", "FaultUnderVoltage"),
+    ("over_temperature", "FaultHighTemperature"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Status:
+    """The fields of one 0x109 the vehicle acts on, read once per distinct frame."""
+
+    charging: bool  # 109.5.0 set and 109.5.5 clear
+    stop_control: bool  # 109.5.5
+    fault: bool  # charger malfunction, system malfunction or battery incompatible
+    present_voltage: float
+
+    @staticmethod
+    def of(v: dict[str, Value]) -> _Status:
+        return _Status(
+            charging=bool(v.get("StatusCharging")) and not v.get("StatusStopControl"),
+            stop_control=bool(v.get("StatusStopControl")),
+            fault=bool(
+                v.get("StatusChargerMalfunction")
+                or v.get("StatusSystemMalfunction")
+                or v.get("StatusBatteryIncompatible")
+            ),
+            present_voltage=float(v.get("PresentOutputVoltage", 0)),
+        )
 
 V_TRANSITIONS: tuple[VTransition, ...] = (
     VTransition("wake", (VStage.ASLEEP,), VStage.AWAKE, "§3: d1 wakes the vehicle ECU, CAN starts"),
@@ -123,6 +154,32 @@ class ChademoVehicle(Core):
         self._m101 = self.codec.message("VehicleChargeTime")
         self._m102 = self.codec.message("VehicleChargeControl")
         self._m110 = self.codec.message("VehicleExtendedFunctions")
+        # Compiled frame builders (generated from the DBC): now + positional values, memoised.
+        self._enc100 = self._m100.framer(
+            "MinChargeCurrent", "MaxBatteryVoltage", "ChargedRateRefConst", MinBatteryVoltage=0
+        )
+        self._enc101 = self._m101.framer(
+            "MaxChargeTimeMin", "RatedCapacity", MaxChargeTime10s=0xFF, EstChargeTimeMin=0
+        )
+        self._enc102 = self._m102.framer(
+            "ProtocolNumberEV",
+            "TargetBatteryVoltage",
+            "ChargeCurrentRequest",
+            "FaultOverVoltage",
+            "FaultUnderVoltage",
+            "FaultCurrentDeviation",
+            "FaultHighTemperature",
+            "FaultVoltageDeviation",
+            "ChargingEnabled",
+            "ChargingSystemFault",
+            "ContactorOpen",
+            "DischargeCompatible",
+            "ChargedRate",
+            ShiftPosition=0,
+            StopBeforeCharging=0,
+            DynamicControlLegacy=0,
+        )
+        self._enc110 = self._m110.framer(DynamicControl=0, HighCurrentControl=0, HighVoltageControl=0)
         self._rx = {
             0x108: self.codec.message("ChargerCapability"),
             0x109: self.codec.message("ChargerStatus"),
@@ -132,6 +189,10 @@ class ChademoVehicle(Core):
         self.deadlines = Deadlines()
         self.cyclic: Cyclic | None = None
         self.charger: dict[int, dict[str, Value]] = {}
+        self._raw: dict[int, bytes] = {}  # last decoded bytes per ID: an unchanged frame is not re-decoded
+        self._status: _Status | None = None  # the last 0x109, parsed
+        self._available_current = 0.0  # 108.3 of the last 0x108
+        self._rated_capacity = round(battery.spec.capacity_kwh, 1)
         self.harness.insulation_resistance_ohm = config.insulation_resistance_ohm
         target = config.target_voltage or math.ceil(battery.spec.max_voltage + 10.0)
         self.target_voltage = float(target)
@@ -175,42 +236,57 @@ class ChademoVehicle(Core):
         return []
 
     def receive(self, frame: Frame, now: float) -> list[Frame]:
-        if frame.is_extended_id or self.stage in (VStage.ASLEEP, VStage.DONE):
+        if frame.is_extended_id or self.stage in _DEAF:
             return []
-        codec = self._rx.get(frame.arbitration_id)
+        fid = frame.arbitration_id
+        codec = self._rx.get(fid)
         if codec is None:
             return []
-        try:
-            values = codec.decode(frame.data)
-        except DecodeError:
-            return []
+        data = frame.data
+        if data != self._raw.get(fid):
+            try:
+                values = codec.decode(data)
+            except DecodeError:
+                return []
+            self._raw[fid] = data
+            self.charger[fid] = values
+            if fid == 0x109:
+                self._status = _Status.of(values)
+            else:
+                self._available_current = float(values.get("AvailableOutputCurrent", 0))
         self.frames_received += 1
-        self.charger[frame.arbitration_id] = values
         self._last_charger_rx = now
-        self.deadlines.set("charger_can_loss", now + T.limit("vehicle_charger_can_loss"))
-        if frame.arbitration_id == 0x109:
-            self._on_109(values, now)
+        self.deadlines.set("charger_can_loss", now + _CHARGER_CAN_LOSS_S)
+        if fid == 0x109:
+            self._on_109(now)
         return []
 
     def on_timer(self, now: float) -> list[Frame]:
         for name in self.deadlines.due(now):
             self._on_deadline(name, now)
-        if self.cyclic is not None and now + 1e-9 >= self.cyclic.next_at:
+        cyclic = self.cyclic
+        if cyclic is not None and now + 1e-9 >= cyclic.next_at:
             self._tick(now)
-            out = self._frames(now) if self.stage is not VStage.DONE else []
             if self.stage is VStage.DONE:
                 self.cyclic = None
                 self.finished = True
-            else:
-                self.cyclic.advance(now)
-            return out
+                return []
+            cyclic.advance(now)
+            return self._frames(now)
         return []
 
     def next_deadline(self) -> float | None:
         nxt = self.deadlines.next()
-        if self.cyclic is not None:
-            nxt = self.cyclic.next_at if nxt is None else min(nxt, self.cyclic.next_at)
+        cyclic = self.cyclic
+        if cyclic is not None and (nxt is None or cyclic.next_at < nxt):
+            return cyclic.next_at
         return nxt
+
+    def request_stop(self, now: float, reason: str = "operator_stop") -> list[Frame]:
+        """The driver (or Ctrl-C in the ``bms`` role) ends charging: 102.5.0 -> 0, request 0 (§8)."""
+        if self.stage in _LIVE:
+            self._stop(now, "interrupted (Ctrl-C)" if reason == "interrupted" else reason.replace("_", " "))
+        return []
 
     # ---- behaviour -------------------------------------------------------------------------
     def _on_deadline(self, name: str, now: float) -> None:
@@ -254,34 +330,23 @@ class ChademoVehicle(Core):
         charger = int(self._c(0x109, "ProtocolNumberEVSE", 0))
         return min(charger, self.config.protocol_number) if charger else self.config.protocol_number
 
-    def _on_109(self, v: dict[str, Value], now: float) -> None:
+    def _on_109(self, now: float) -> None:
+        st = self._status
+        assert st is not None
         stage = self.stage
         if stage is VStage.AWAKE and 0x108 in self.charger:
             self._go("charger_seen", now, "charger frames received")
             if self.config.sets_contactor_flag and self._proto() >= 2:
                 self.contactor_open_flag = 1
             self.deadlines.set("permit", now + self.config.permission_delay)
-        if v.get("StatusCharging") and not v.get("StatusStopControl"):
+        if st.charging:
             self._charger_charging = True
-        charger_stop = (
-            (bool(v.get("StatusStopControl")) and self._charger_charging)
-            or bool(v.get("StatusChargerMalfunction"))
-            or bool(v.get("StatusSystemMalfunction"))
-            or bool(v.get("StatusBatteryIncompatible"))
-        )
-        active = stage in (VStage.PERMITTED, VStage.CONTACTORS_CLOSED, VStage.CHARGING)
-        if stage is VStage.CHARGING and charger_stop and not self._charger_stopping:
-            self._charger_stopping = True
-            self.deadlines.set("charger_stopped", now + self.config.stop_reaction)
-        elif (
-            active
-            and stage is not VStage.CHARGING
-            and (
-                v.get("StatusChargerMalfunction")
-                or v.get("StatusSystemMalfunction")
-                or v.get("StatusBatteryIncompatible")
-            )
-        ):
+        if stage is VStage.CHARGING:
+            charger_stop = (st.stop_control and self._charger_charging) or st.fault
+            if charger_stop and not self._charger_stopping:
+                self._charger_stopping = True
+                self.deadlines.set("charger_stopped", now + self.config.stop_reaction)
+        elif st.fault and stage in _ACTIVE:
             self._stop(now, "charger reported a fault before charging")
 
     def _stop(self, now: float, cause: str) -> None:
@@ -302,25 +367,29 @@ class ChademoVehicle(Core):
         self.deadlines.set("welding_done", now + self.config.welding_check_time)
 
     def _tick(self, now: float) -> None:
-        current = self.harness.output_current if self.harness.contactors_closed else 0.0
+        harness = self.harness
+        current = harness.output_current if harness.contactors_closed else 0.0
         self.pack.update(current, now)
-        self.harness.battery_voltage = self.battery.terminal_voltage(current)
+        harness.battery_voltage = measured = self.battery.terminal_voltage(current)
         stage = self.stage
-        if stage is not VStage.ASLEEP and not self.harness.is_on("d1"):
-            self.harness.contactors_closed = False
-            self.harness.set("k", False)
+        if stage is not VStage.ASLEEP and not harness.is_on("d1"):
+            harness.contactors_closed = False
+            harness.set("k", False)
             self._go("sleep", now, "d1 opened")
             self._end(now)
             return
-        self._protect(current, now)
-        if stage is VStage.PERMITTED and self.harness.is_on("d2") and "contactors" not in self.deadlines:
-            self.deadlines.set("contactors", now + self.config.contactor_delay)
-        elif stage is VStage.CHARGING:
+        if self.pack.tripped:
+            self._protect(current, now)
+            if self.stage is not stage:  # a protection stopped the session: nothing more this cycle
+                return
+        if stage is VStage.CHARGING:
             if self.battery.soc >= self.config.target_soc:
                 self._stop(now, f"target SOC {self.config.target_soc:g} % reached")
             else:
                 self._update_request()
-                self._check_deviation(current, now)
+                self._check_deviation(current, measured, now)
+        elif stage is VStage.PERMITTED and harness.is_on("d2") and "contactors" not in self.deadlines:
+            self.deadlines.set("contactors", now + self.config.contactor_delay)
         elif stage is VStage.STOPPING and self.harness.contactors_closed and current <= T.STOP_CURRENT_A:
             self._open_contactors(now, "current <= 5 A, contactors opened for the welding check")
         elif (
@@ -331,25 +400,20 @@ class ChademoVehicle(Core):
             pass  # never closed: wait for d1 to open
 
     def _update_request(self) -> None:
-        available = float(self._c(0x108, "AvailableOutputCurrent", 0))
+        available = self._available_current
         limit = min(self.pack.limit, self.config.max_current, available or 255.0)
         limit = max(0.0, math.floor(limit))
         self.request = min(limit, self.request + self.config.request_step)
 
     def _protect(self, current: float, now: float) -> None:
         tripped = self.pack.tripped
-        mapping = {
-            "cell_over_voltage": "FaultOverVoltage",
-            "cell_under_voltage": "FaultUnderVoltage",
-            "over_temperature": "FaultHighTemperature",
-        }
-        for name, flag in mapping.items():
+        for name, flag in _PROTECTIONS:
             if name in tripped and not self.faults[flag]:
                 self.faults[flag] = 1
                 if self.stage in _LIVE:
                     self._stop(now, f"battery protection: {name.replace('_', ' ')}")
 
-    def _check_deviation(self, current: float, now: float) -> None:
+    def _check_deviation(self, current: float, measured: float, now: float) -> None:
         if abs(self.request - current) >= T.CURRENT_DEVIATION_A:
             self._deviation_since = self._deviation_since if self._deviation_since is not None else now
             if now - self._deviation_since >= T.limit("vehicle_current_deviation"):
@@ -358,8 +422,7 @@ class ChademoVehicle(Core):
                 return
         else:
             self._deviation_since = None
-        reported = float(self._c(0x109, "PresentOutputVoltage", 0))
-        measured = self.battery.terminal_voltage(current)
+        reported = self._status.present_voltage if self._status is not None else 0.0
         if reported and abs(reported - measured) > T.VOLTAGE_DEVIATION_V:
             self._vdev_since = self._vdev_since if self._vdev_since is not None else now
             if now - self._vdev_since >= T.limit("vehicle_voltage_deviation"):
@@ -386,48 +449,36 @@ class ChademoVehicle(Core):
 
     # ---- frames out --------------------------------------------------------------------------
     def _frames(self, now: float) -> list[Frame]:
-        proto = self.config.protocol_number
-        f100 = self._m100.frame(
-            {
-                "MinChargeCurrent": self.config.min_charge_current if proto >= 2 else 0,
-                "MinBatteryVoltage": 0,
-                "MaxBatteryVoltage": round(self.max_battery_voltage),
-                "ChargedRateRefConst": 100 if self.stage is not VStage.AWAKE else 0xF0,
-            },
+        config = self.config
+        proto = config.protocol_number
+        faults = self.faults
+        f100 = self._enc100(
             now,
+            config.min_charge_current if proto >= 2 else 0,
+            round(self.max_battery_voltage),
+            100 if self.stage is not VStage.AWAKE else 0xF0,
         )
-        f101 = self._m101.frame(
-            {
-                "MaxChargeTime10s": 0xFF,
-                "MaxChargeTimeMin": self.config.max_charge_time_min,
-                "EstChargeTimeMin": 0,
-                "RatedCapacity": round(self.battery.spec.capacity_kwh, 1),
-            },
-            now,
-        )
+        f101 = self._enc101(now, config.max_charge_time_min, self._rated_capacity)
         soc = max(0, min(100, round(self.battery.soc)))
-        f102 = self._m102.frame(
-            {
-                "ProtocolNumberEV": proto,
-                "TargetBatteryVoltage": round(self.target_voltage),
-                "ChargeCurrentRequest": round(self.request),
-                **{k: v for k, v in self.faults.items() if k != "ChargingSystemFault"},
-                "ChargingEnabled": self.enabled,
-                "ShiftPosition": 0,
-                "ChargingSystemFault": self.faults["ChargingSystemFault"],
-                "ContactorOpen": self.contactor_open_flag if self.config.sets_contactor_flag else 0,
-                "StopBeforeCharging": 0,
-                "DynamicControlLegacy": 0,
-                "DischargeCompatible": int(self.config.discharge_compatible),
-                "ChargedRate": soc,
-            },
+        f102 = self._enc102(
             now,
+            proto,
+            round(self.target_voltage),
+            round(self.request),
+            faults["FaultOverVoltage"],
+            faults["FaultUnderVoltage"],
+            faults["FaultCurrentDeviation"],
+            faults["FaultHighTemperature"],
+            faults["FaultVoltageDeviation"],
+            self.enabled,
+            faults["ChargingSystemFault"],
+            self.contactor_open_flag if config.sets_contactor_flag else 0,
+            int(config.discharge_compatible),
+            soc,
         )
         out = [f100, f101, f102]
         if proto >= 3:
-            out.append(
-                self._m110.frame({"DynamicControl": 0, "HighCurrentControl": 0, "HighVoltageControl": 0}, now)
-            )
+            out.append(self._enc110(now))
         self.frames_sent += len(out)
         return out
 
