@@ -9,6 +9,7 @@ from typing import Any
 from ..bms.battery import Battery
 from ..codec import Codec
 from ..errors import UsageError
+from ..frames import Frame
 from ..plant.harness import Harness
 from .base import Core, Limit, StopReason
 
@@ -31,6 +32,9 @@ class ProtocolInfo:
     transitions: Sequence[Any]
     initial_stage: Any
     final_stage: Any
+    # name of the DBC message a frame carries when its CAN ID alone does not say (GB/T transport),
+    # so that link faults can drop multi-packet messages by name
+    frame_message: Callable[[Frame], str | None] | None = None
 
 
 def _chademo() -> ProtocolInfo:
@@ -58,7 +62,61 @@ def _chademo() -> ProtocolInfo:
     )
 
 
-_FACTORIES: dict[str, Callable[[], ProtocolInfo]] = {"chademo": _chademo}
+def _gbt() -> ProtocolInfo:
+    from .gbt import states, stops, timing
+    from .gbt.bms import GbtBms
+    from .gbt.charger import GbtCharger
+    from .gbt.config import GbtBmsConfig, GbtChargerConfig
+    from .gbt.messages import tp_message_name
+
+    return ProtocolInfo(
+        name="gbt",
+        title="GB/T 27930-2015",
+        dbc="gbt27930",
+        bitrate=250_000,
+        extended_ids=True,
+        charger_config=GbtChargerConfig,
+        vehicle_config=GbtBmsConfig,
+        build_charger=lambda cfg, harness, codec: GbtCharger(cfg, harness, codec),
+        build_vehicle=lambda cfg, battery, harness, codec: GbtBms(cfg, battery, harness, codec),
+        stop_reasons=stops.REASONS,
+        stage_steps={s.value: n for s, n in states.STEP.items()},
+        stage_descriptions={s.value: d for s, d in states.DESCRIPTION.items()},
+        limits=timing.LIMITS,
+        transitions=states.TRANSITIONS,
+        initial_stage=states.Stage.IDLE,
+        final_stage=states.Stage.DONE,
+        frame_message=tp_message_name,
+    )
+
+
+def _ccs() -> ProtocolInfo:
+    from .ccs import states, stops, timing
+    from .ccs.charger import CcsCharger
+    from .ccs.evse import CcsChargerConfig
+    from .ccs.vehicle import CcsVehicle, CcsVehicleConfig
+
+    return ProtocolInfo(
+        name="ccs",
+        title="CCS DIN SPEC 70121 (charger-sim CAN bridge profile)",
+        dbc="ccs",
+        bitrate=500_000,
+        extended_ids=False,
+        charger_config=CcsChargerConfig,
+        vehicle_config=CcsVehicleConfig,
+        build_charger=lambda cfg, harness, codec: CcsCharger(cfg, harness, codec),
+        build_vehicle=lambda cfg, battery, harness, codec: CcsVehicle(cfg, battery, harness, codec),
+        stop_reasons=stops.REASONS,
+        stage_steps={s.value: n for s, n in states.STEP.items()},
+        stage_descriptions={s.value: d for s, d in states.DESCRIPTION.items()},
+        limits=timing.LIMITS,
+        transitions=states.TRANSITIONS,
+        initial_stage=states.Stage.IDLE,
+        final_stage=states.Stage.DONE,
+    )
+
+
+_FACTORIES: dict[str, Callable[[], ProtocolInfo]] = {"chademo": _chademo, "gbt": _gbt, "ccs": _ccs}
 _CACHE: dict[str, ProtocolInfo] = {}
 
 

@@ -78,13 +78,24 @@ class Session:
         return out
 
     def link(self, frame: Frame, sender: Role, now: float) -> list[tuple[float, Frame]]:
-        """Apply link faults to a frame ``sender`` put on the wire: [(delivery time, frame)]."""
-        for listener in self.on_frame:
-            listener(frame, sender)
+        """Apply link faults to a frame ``sender`` put on the wire: [(delivery time, frame)].
+
+        Listeners (the ``--log`` writer) see the frames the link delivers, as a logger at the
+        charger would: a frame a fault dropped never reaches the log.
+        """
         self.frames_on_wire += 1
+        out = self._apply_link_faults(frame, now)
+        for listener in self.on_frame:
+            for _, f in out:
+                listener(f, sender)
+        return out
+
+    def _apply_link_faults(self, frame: Frame, now: float) -> list[tuple[float, Frame]]:
         if not self._link_faults:
             return [(now, frame)]
         name = self._drop_names.get(frame.arbitration_id)
+        if name is None and self.info.frame_message is not None:
+            name = self.info.frame_message(frame)
         for af in self._link_faults:
             if (
                 af.spec.type == "drop_message"
@@ -117,6 +128,12 @@ class Session:
         if now + 1e-9 >= self._next_sample:
             self._sample(now)
             self._next_sample = now + SAMPLE_PERIOD
+
+    def request_stop(self, now: float, reason: str) -> None:
+        """Operator stop, Ctrl-C or a failed bus: the charger runs its stop path."""
+        if reason not in self.info.stop_reasons:
+            reason = "can_timeout" if reason == "bus_error" else "operator_stop"
+        self.charger.request_stop(now, reason)
 
     @property
     def done(self) -> bool:

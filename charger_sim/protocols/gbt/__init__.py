@@ -1,7 +1,11 @@
-"""GB/T 27930-2015 (DC charging over CAN, charger <-> BMS): addresses and the J1939-21 transport.
+"""GB/T 27930-2015 (DC charging over CAN, charger <-> BMS): addresses, the J1939-21 transport and the
+cores.
 
 Message layouts live in ``dbc/gbt27930.dbc`` (``load_dbc("gbt27930")``); messages longer than 8 bytes
-(BRM, BCP, BCS, BMV, BMT, BSP) travel through :mod:`.transport`.
+(BRM, BCP, BCS, BMV, BMT, BSP) travel through :mod:`.transport`.  :mod:`.charger` (with
+:mod:`.charger_base`) is the charger core, :mod:`.bms` (with :mod:`.bms_frames`, :mod:`.bms_states`)
+the simulated BMS; :mod:`.states`, :mod:`.timing` and :mod:`.stops` are the tables both follow and
+:mod:`.config` the scenario keys.
 """
 
 from __future__ import annotations

@@ -254,7 +254,10 @@ class _Inbound(_Session):
         return packet_count(self.size)
 
     def first_missing(self) -> int:
-        return next((seq for seq in range(1, self.packets + 1) if seq not in self.have), 0)
+        have, packets = self.have, self.packets
+        if len(have) >= packets:
+            return 0  # complete (the common case when a window ends)
+        return next((seq for seq in range(1, packets + 1) if seq not in have), 0)
 
 
 class TransportEndpoint:
@@ -295,6 +298,8 @@ class TransportEndpoint:
         self._in: dict[int, _Inbound] = {}
         self._held: set[int] = set()
         self._events: list[TpEvent] = []
+        self._rx_ids: dict[int, tuple[int, int, int]] = {}  # CAN ID -> (pgn, dest, source), cached
+        self._tx_ids: dict[tuple[int, int], int] = {}  # (PGN, dest) -> CAN ID, cached
 
     # -- public API --
 
@@ -316,7 +321,11 @@ class TransportEndpoint:
         """Handle one received frame (anything that is not TP to us is ignored); returns frames to send."""
         if not frame.is_extended_id:
             return []
-        _priority, pgn, dest, source = split_id(frame.arbitration_id)
+        ident = self._rx_ids.get(frame.arbitration_id)
+        if ident is None:
+            _priority, pgn, dest, source = split_id(frame.arbitration_id)
+            ident = self._rx_ids[frame.arbitration_id] = (pgn, dest, source)
+        pgn, dest, source = ident
         if dest != self.own_address or source == self.own_address:
             return []
         if pgn == PGN_TP_DT:
@@ -338,6 +347,8 @@ class TransportEndpoint:
         return []
 
     def next_deadline(self) -> float | None:
+        if not self._out and not self._in:
+            return None  # the common case, asked on every step of a simulated session
         deadlines = [s.deadline for s in (*self._out.values(), *self._in.values()) if s.deadline is not None]
         return min(deadlines, default=None)
 
@@ -505,10 +516,16 @@ class TransportEndpoint:
         outgoing = isinstance(s, _Outbound)
         self._events.append(TransferFailed(s.pgn, s.peer, why, code, outgoing, by_peer, now))
 
+    def _id(self, pgn: int, dest: int) -> int:
+        can_id = self._tx_ids.get((pgn, dest))
+        if can_id is None:
+            can_id = self._tx_ids[(pgn, dest)] = make_id(pgn, dest, self.own_address, self.priority)
+        return can_id
+
     def _cm(self, dest: int, msg: TpCm, now: float) -> Frame:
-        return Frame(make_id(PGN_TP_CM, dest, self.own_address, self.priority), format_tp_cm(msg), True, now)
+        return Frame(self._id(PGN_TP_CM, dest), format_tp_cm(msg), True, now)
 
     def _dt(self, s: _Outbound, seq: int, now: float) -> Frame:
         chunk = s.payload[(seq - 1) * BYTES_PER_PACKET : seq * BYTES_PER_PACKET]
         data = bytes([seq]) + chunk.ljust(BYTES_PER_PACKET, b"\xff")  # last packet padded with 0xFF
-        return Frame(make_id(PGN_TP_DT, s.peer, self.own_address, self.priority), data, True, now)
+        return Frame(self._id(PGN_TP_DT, s.peer), data, True, now)
