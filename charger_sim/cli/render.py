@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.panel import Panel
@@ -148,4 +149,106 @@ def live_view(title: str, charger: Snapshot, vehicle: Snapshot, elapsed: float) 
     table.add_row("Power", _num(c, "power_kw", "{:.1f} kW"), "Energy", _num(c, "energy_kwh", "{:.3f} kWh"))
     table.add_row("Frames sent", _num(c, "frames_sent"), "Frames received", _num(c, "frames_received"))
     table.add_row("Last fault", str(c.get("last_fault", "") or "-"), "Elapsed", f"{elapsed:.1f} s")
+    return Panel(table, title=title, title_align="left", expand=False)
+
+
+def cadence_table(rows: Sequence[Any]) -> Table:
+    """Cadence statistics (``drivers.realtime.Cadence`` rows): cyclic frames as sent and received."""
+    table = Table(title="Cadence of the cyclic frames", title_justify="left")
+    for col in (
+        "frame",
+        "as",
+        "count",
+        "nominal ms",
+        "mean period ms",
+        "p99 |error| ms",
+        "max |error| ms",
+        "late (>110 %)",
+    ):
+        table.add_column(col, justify="right")
+    for c in rows:
+        table.add_row(
+            f"0x{c.frame_id:03X}",
+            c.direction,
+            str(c.count),
+            f"{c.nominal_ms:g}",
+            f"{c.mean_ms:.2f}",
+            f"{c.p99_error_ms:.2f}",
+            f"{c.max_error_ms:.2f}",
+            str(c.late),
+        )
+    return table
+
+
+_LOCAL_ROWS = {
+    "charger": (
+        ("Status 0x109", "status", "{}"),
+        ("Target V", "target_voltage", "{:.0f}"),
+        ("Request A", "current_request", "{:.0f}"),
+        ("Present V", "present_voltage", "{:.1f}"),
+        ("Present A", "present_current", "{:.1f}"),
+        ("Power", "power_kw", "{:.1f} kW"),
+        ("Energy", "energy_kwh", "{:.3f} kWh"),
+        ("Frames sent", "frames_sent", "{}"),
+        ("Last fault", "last_fault", "{}"),
+    ),
+    "vehicle": (
+        ("SOC", "soc", "{:.1f} %"),
+        ("Battery V", "battery_voltage", "{:.1f}"),
+        ("Request A", "request", "{:.0f}"),
+        ("Contactors", "contactors_closed", "{}"),
+        ("Temperature", "temperature", "{:.1f} °C"),
+        ("Frames sent", "frames_sent", "{}"),
+    ),
+}
+_REMOTE_ROWS = {
+    "charger": (  # the local side is the charger: the remote is a vehicle
+        ("SOC (0x102)", "soc", "{:.0f} %"),
+        ("Request A", "request", "{:.0f}"),
+        ("Battery V (model)", "battery_voltage", "{:.1f}"),
+        ("Contactors", "contactors_closed", "{}"),
+        ("Frames received", "frames_received", "{}"),
+    ),
+    "vehicle": (
+        ("Status 0x109", "status", "{}"),
+        ("Present V", "present_voltage", "{:.1f}"),
+        ("Present A", "present_current", "{:.1f}"),
+        ("Power", "power_kw", "{:.1f} kW"),
+        ("d1 / d2 (inferred)", "d1", "{}"),
+        ("Frames received", "frames_received", "{}"),
+        ("Fault flags", "last_fault", "{}"),
+    ),
+}
+
+
+def role_view(title: str, role: str, local: Snapshot, remote: Snapshot, elapsed: float) -> RenderableType:
+    """Live view of a single-role run: the simulated side and the real peer as seen on the bus."""
+
+    def cells(
+        rows: tuple[tuple[str, str, str], ...], values: dict[str, float | int | str | bool]
+    ) -> list[tuple[str, str]]:
+        out = []
+        for label, key, fmt in rows:
+            v = values.get(key)
+            if key == "d1":
+                text = f"{'on' if values.get('d1') else 'off'} / {'on' if values.get('d2') else 'off'}"
+            elif v is None or v == "":
+                text = "-"
+            elif isinstance(v, bool):
+                text = "closed" if v else "open"
+            else:
+                text = fmt.format(v)
+            out.append((label, text))
+        return out
+
+    left = [("Stage", f"{local.stage} (step {local.step})"), *cells(_LOCAL_ROWS[role], local.values)]
+    right = [("Peer", remote.stage), *cells(_REMOTE_ROWS[role], remote.values)]
+    right.append(("Elapsed", f"{elapsed:.1f} s"))
+    table = Table.grid(padding=(0, 2))
+    for style in ("bold", None, "bold", None):
+        table.add_column(style=style)
+    for i in range(max(len(left), len(right))):
+        a = left[i] if i < len(left) else ("", "")
+        b = right[i] if i < len(right) else ("", "")
+        table.add_row(a[0], a[1], b[0], b[1])
     return Panel(table, title=title, title_align="left", expand=False)

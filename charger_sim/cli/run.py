@@ -10,13 +10,12 @@ from typing import Any
 import can.cli
 from rich.console import Console
 from rich.live import Live
-from rich.table import Table
 
 from ..errors import ExitCode, ScenarioError, UsageError
 from ..protocols import registry
 from ..resources import scenarios_dir
 from ..scenario.loader import load_scenario
-from ..scenario.runner import Monitor, run_realtime, run_simulated
+from ..scenario.runner import BusLost, Monitor, run_realtime, run_simulated
 from ..scenario.schema import Scenario
 from ..session.result import SessionResult
 from ..session.session import Session
@@ -104,7 +103,7 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     interface: str | None = getattr(args, "interface", None)
     channel: str | None = getattr(args, "channel", None)
     bitrate: int | None = getattr(args, "bitrate", None)
-    bus_kwargs: dict[str, Any] = dict(getattr(args, "bus_kwargs", None) or {})
+    bus_kwargs = bus_kwargs_of(args)
     realtime = args.realtime or (interface is not None and interface != "virtual")
     scenarios = [_override(load_scenario(p), args.seed, args.time_limit) for p in expand(args.scenarios)]
     if args.log is not None and len(scenarios) > 1:
@@ -113,33 +112,29 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     interrupted = False
     for sc in scenarios:
         info = registry.get(sc.protocol)
-        if bitrate is not None and bitrate != info.bitrate:
-            raise UsageError(
-                f"{info.title} runs at {info.bitrate // 1000} kbit/s; -b {bitrate} contradicts it"
-            )
+        check_bitrate(info, bitrate)
+        check_bitrate(info, bitrate_of_timing(getattr(args, "timing", None)), "--timing")
+        show_timeline = len(scenarios) == 1 and not args.no_timeline
         if realtime:
             title = f"{sc.name} — {info.title} on {interface or 'virtual'}:{channel or '(private channel)'}"
-            with Live(console=console, refresh_per_second=10, transient=False) as live:
-                result, interrupted = run_realtime(
-                    sc,
-                    interface=interface,
-                    channel=channel,
-                    bitrate=bitrate,
-                    log_path=args.log,
-                    monitor=_LiveMonitor(live, title),
-                    bus_kwargs=bus_kwargs,
-                )
+            try:
+                with Live(console=console, refresh_per_second=10, transient=False) as live:
+                    result, interrupted = run_realtime(
+                        sc,
+                        interface=interface,
+                        channel=channel,
+                        bitrate=bitrate,
+                        log_path=args.log,
+                        monitor=_LiveMonitor(live, title),
+                        bus_kwargs=bus_kwargs,
+                    )
+            except BusLost as lost:
+                print_report(console, lost.result, args.log, show_timeline=show_timeline)
+                raise
         else:
             result = run_simulated(sc, log_path=args.log, interface=interface, channel=channel)
         results.append(result)
-        console.print(
-            render.session_report(result, show_timeline=len(scenarios) == 1 and not args.no_timeline)
-        )
-        if result.cadence:
-            console.print(_cadence_table(result))
-        if args.log is not None:
-            console.print(f"frames recorded to {args.log}")
-        console.print()
+        print_report(console, result, args.log, show_timeline=show_timeline)
         if interrupted:
             break
     if len(results) > 1:
@@ -155,17 +150,43 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     return int(ExitCode.OK if all(r.passed for r in results) else ExitCode.VERDICT_FAILED)
 
 
-def _cadence_table(result: SessionResult) -> Table:
-    table = Table(title="Cadence of the charger's cyclic frames (as sent)", title_justify="left")
-    for col in ("frame", "count", "mean period ms", "p99 |error| ms", "max |error| ms", "late (>110 ms)"):
-        table.add_column(col, justify="right")
-    for c in result.cadence:
-        table.add_row(
-            f"0x{c.frame_id:03X}",
-            str(c.count),
-            f"{c.mean_ms:.2f}",
-            f"{c.p99_error_ms:.2f}",
-            f"{c.max_error_ms:.2f}",
-            str(c.late),
+def check_bitrate(info: registry.ProtocolInfo, bitrate: int | None, source: str = "-b") -> None:
+    """Refuse a configured bit rate that contradicts the protocol's (CHAdeMO 500 k, GB/T 250 k)."""
+    if bitrate is not None and int(bitrate) != info.bitrate:
+        raise UsageError(
+            f"{info.title} runs at {info.bitrate // 1000} kbit/s; {source} {bitrate} contradicts it"
         )
-    return table
+
+
+def bus_kwargs_of(args: argparse.Namespace) -> dict[str, Any]:
+    """python-can keyword arguments from the bus flags beyond -i/-c/-b (--bus-kwargs, --filter, --timing)."""
+    kwargs: dict[str, Any] = dict(getattr(args, "bus_kwargs", None) or {})
+    for dest in ("can_filters", "timing"):
+        value = getattr(args, dest, None)
+        if value:
+            kwargs[dest] = value
+    if getattr(args, "fd", False):
+        kwargs["fd"] = True
+        if getattr(args, "data_bitrate", None):
+            kwargs["data_bitrate"] = args.data_bitrate
+    return kwargs
+
+
+def bitrate_of_timing(timing: object) -> int | None:
+    """The nominal bit rate of a ``--timing`` (can.BitTiming / BitTimingFd), if any."""
+    rate = getattr(timing, "nom_bitrate", None) or getattr(timing, "bitrate", None)
+    return int(rate) if rate else None
+
+
+def print_report(
+    console: Console, result: SessionResult, log: Path | None, *, show_timeline: bool = True
+) -> None:
+    """The session report, cadence and bus statistics of a real-time run, and where the log went."""
+    console.print(render.session_report(result, show_timeline=show_timeline))
+    if result.cadence:
+        console.print(render.cadence_table(result.cadence))
+    for line in result.bus_events:
+        console.print(f"[yellow]{line}[/yellow]", highlight=False)
+    if log is not None:
+        console.print(f"frames recorded to {log}")
+    console.print()

@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
+from ..errors import BusError
+from ..protocols.base import Role
 from ..session.result import SessionResult
 from ..session.session import Session
 from .schema import Scenario
@@ -59,10 +62,69 @@ def run_simulated(
 
 
 class Monitor:
-    """Hook for the caller of :func:`run_realtime` (the CLI's live view); called ~10 times a second."""
+    """Hook for the caller of :func:`run_realtime` / :func:`run_role` (the CLI's live view).
 
-    def update(self, session: Session, elapsed: float) -> None:  # pragma: no cover - interface
+    Called ~10 times a second with the session (a :class:`Session`, or a ``LoneSession`` in a
+    single-role run) under the driver's lock.
+    """
+
+    def update(self, session: Any, elapsed: float) -> None:  # pragma: no cover - interface
         pass
+
+
+CHARGER_SAFE = "the charger stopped safely (current to zero, contactors/relays open)"
+
+
+class BusLost(BusError):
+    """The bus failed mid-session.  The stop sequence was completed offline and the log closed;
+    ``result`` is the session up to then (the CLI prints it before the one-line error)."""
+
+    def __init__(self, message: str, result: SessionResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def _filters(codec: Any, sender_is_charger: bool) -> list[dict[str, Any]]:
+    """Acceptance filters for the frames a side receives: those the *other* side sends."""
+    from ..drivers.canbus import protocol_filters
+
+    ids = [
+        (m.frame_id, m.is_extended)
+        for m in codec.messages
+        if ("CHARGER" in m.senders) == sender_is_charger and m.senders
+    ]
+    return protocol_filters(ids)
+
+
+def _periods(codec: Any) -> dict[int, float]:
+    return {m.frame_id: m.cycle_time / 1000.0 for m in codec.messages if m.cycle_time}
+
+
+def _conclude(
+    driver: Any,
+    session: Any,
+    end: Any,
+    start: float,
+    log_path: Path | None,
+    who: str,
+) -> tuple[SessionResult, bool]:
+    """Build the result of a real-time run; a failed bus raises :class:`BusLost` with it."""
+    from ..errors import ChargerSimError
+
+    result = session.result(driver.now)
+    result.wall_seconds = time.perf_counter() - start
+    result.versions = versions()
+    result.cadence = driver.cadence(0.1)
+    result.bus_events = driver.bus_events()
+    failure = end.failure
+    if failure is None:
+        return result, end.interrupted
+    if isinstance(failure, BusError):
+        where = f"; {log_path} is complete" if log_path is not None else ""
+        raise BusLost(f"{failure}; {who}{where}", result) from failure
+    if isinstance(failure, ChargerSimError):
+        raise failure
+    raise RuntimeError(f"real-time loop failed: {type(failure).__name__}: {failure}") from failure
 
 
 def run_realtime(
@@ -77,8 +139,8 @@ def run_realtime(
 ) -> tuple[SessionResult, bool]:
     """Run ``scenario`` at real speed on a python-can bus (default: a private ``virtual`` channel).
 
-    Returns the result and whether the run was interrupted (Ctrl-C: the charger ran its stop
-    sequence on the bus first).
+    Returns the result and whether the run was interrupted (Ctrl-C or SIGTERM: the charger ran its
+    stop sequence on the bus first).  A bus failure raises :class:`BusLost` after a safe stop.
     """
     from ..drivers.canbus import open_bus, unique_virtual_channel
     from ..drivers.realtime import Endpoint, RealtimeDriver
@@ -91,15 +153,20 @@ def run_realtime(
         channel = unique_virtual_channel()
     kwargs = dict(bus_kwargs or {})
     rate = bitrate or session.info.bitrate
-    charger_bus = open_bus(iface, channel, rate, **kwargs)
+    charger_bus = open_bus(iface, channel, rate, kernel_filters=_filters(session.codec, False), **kwargs)
     try:
-        vehicle_bus = open_bus(iface, channel, rate, **kwargs)
+        vehicle_bus = open_bus(iface, channel, rate, kernel_filters=_filters(session.codec, True), **kwargs)
     except Exception:
         charger_bus.shutdown()
         raise
     writer: TraceWriter | None = None
     if log_path is not None:
-        writer = TraceWriter(log_path)
+        try:
+            writer = TraceWriter(log_path)
+        except Exception:
+            charger_bus.shutdown()
+            vehicle_bus.shutdown()
+            raise
         session.on_frame.append(writer.write)
     cyclic_ids = frozenset(m.frame_id for m in session.codec.messages if "CHARGER" in m.senders)
     driver = RealtimeDriver(
@@ -109,35 +176,81 @@ def run_realtime(
             Endpoint(Role.VEHICLE, session.vehicle, vehicle_bus),
         ],
         track_cadence=cyclic_ids,
+        periods=_periods(session.codec),
     )
-    interrupted = False
+    tick = None if monitor is None else (lambda elapsed: monitor.update(session, elapsed))
     start = time.perf_counter()
-    driver.start()
     try:
-        deadline = scenario.time_limit
-        while not driver.finished(deadline):
-            try:
-                time.sleep(0.1)
-                if monitor is not None:
-                    with driver.lock:
-                        monitor.update(session, driver.elapsed())
-            except KeyboardInterrupt:
-                if interrupted:
-                    break  # second Ctrl-C: stop now
-                interrupted = True
-                log.warning("interrupted: running the charger's stop sequence")
-                driver.request_stop("interrupted")
-                deadline = min(deadline, driver.elapsed() + 20.0)
+        end = driver.supervise(scenario.time_limit, tick=tick)
     finally:
         try:
-            driver.stop()
-        finally:
             charger_bus.shutdown()
-            vehicle_bus.shutdown()
+        finally:
+            try:
+                vehicle_bus.shutdown()
+            finally:
+                if writer is not None:
+                    writer.close()
+    return _conclude(driver, session, end, start, log_path, CHARGER_SAFE)
+
+
+def run_role(
+    scenario: Scenario,
+    role: Role,
+    *,
+    interface: str | None = None,
+    channel: str | None = None,
+    bitrate: int | None = None,
+    log_path: Path | None = None,
+    monitor: Monitor | None = None,
+    bus_kwargs: dict[str, object] | None = None,
+) -> tuple[SessionResult, bool]:
+    """Run one side of ``scenario`` (``role``) in real time against a real peer on the bus.
+
+    ``interface=None`` lets python-can's configuration choose the bus (``CAN_INTERFACE``...).  The
+    bus gets kernel filters for the peer's frames on SocketCAN (unless ``bus_kwargs`` has its own
+    ``can_filters``).  Returns the result and whether it was interrupted; a failed bus raises
+    :class:`BusLost` after the stop sequence.
+    """
+    from ..drivers.canbus import open_bus
+    from ..drivers.realtime import Endpoint, RealtimeDriver
+    from ..drivers.trace import TraceWriter
+    from ..session.lone import LoneSession
+
+    session = LoneSession(scenario, role)
+    kwargs = dict(bus_kwargs or {})
+    filters = _filters(session.codec, role is not Role.CHARGER)
+    bus = open_bus(interface, channel, bitrate or session.info.bitrate, kernel_filters=filters, **kwargs)
+    writer: TraceWriter | None = None
+    if log_path is not None:
+        try:
+            writer = TraceWriter(log_path)
+        except Exception:
+            bus.shutdown()
+            raise
+        session.on_frame.append(writer.write)
+    own = frozenset(session.own_messages())
+    peer = frozenset(session.peer_messages())
+    driver = RealtimeDriver(
+        session,
+        [
+            Endpoint(
+                role, session.core, bus, plant=session.plant, on_peer_frame=session.heard, track_received=peer
+            )
+        ],
+        session_role=role,
+        track_cadence=own,
+        periods=_periods(session.codec),
+    )
+    tick = None if monitor is None else (lambda elapsed: monitor.update(session, elapsed))
+    start = time.perf_counter()
+    try:
+        end = driver.supervise(scenario.time_limit, tick=tick)
+    finally:
+        try:
+            bus.shutdown()
+        finally:
             if writer is not None:
                 writer.close()
-    result = session.result(driver.now)
-    result.wall_seconds = time.perf_counter() - start
-    result.versions = versions()
-    result.cadence = driver.cadence(0.1)
-    return result, interrupted
+    who = CHARGER_SAFE if role is Role.CHARGER else "the simulated BMS stopped charging (contactors open)"
+    return _conclude(driver, session, end, start, log_path, who)

@@ -63,6 +63,7 @@ class SessionResult:
     wall_seconds: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)
     cadence: list[Any] = field(default_factory=list)  # drivers.realtime.Cadence rows (real-time runs)
+    bus_events: list[str] = field(default_factory=list)  # error frames seen (real-time runs)
 
     @property
     def failed_step(self) -> int | None:

@@ -31,6 +31,7 @@ REASONS: dict[str, StopReason] = {
         StopReason("contactor_timeout", _V, "vehicle did not close its contactors after d2 (102.5.3)"),
         StopReason("no_current_request", _V, "no current request within the limit"),
         StopReason("can_timeout", _L, "vehicle CAN frames (0x102) stopped arriving"),
+        StopReason("bus_error", _L, "the CAN interface failed (bus-off or interface down)"),
         StopReason("charge_time_limit", _C, "maximum charging time reached", normal=True),
         StopReason("threshold_voltage", _C, "output reached the threshold voltage"),
         StopReason("charger_malfunction", _C, "charger power stage fault"),
