@@ -6,11 +6,19 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 
 from .. import __version__
+from ..codec import set_dbc_dir
 from ..errors import ChargerSimError, ExitCode
+from . import bench as bench_cmd
+from . import decode as decode_cmd
+from . import diagnose as diagnose_cmd
+from . import fuzz as fuzz_cmd
+from . import replay as replay_cmd
+from . import roles as roles_cmd
 from . import run as run_cmd
 
 log = logging.getLogger("charger_sim")
@@ -27,9 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log to stderr (-v info, -vv debug)"
     )
+    parser.add_argument(
+        "--dbc-dir", type=Path, metavar="DIR", help="load the protocols' DBC files from DIR instead of dbc/"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     run_cmd.add_parser(sub)
+    decode_cmd.add_parser(sub)
+    diagnose_cmd.add_parser(sub)
+    replay_cmd.add_parser(sub)
+    roles_cmd.add_parser(sub)
+    fuzz_cmd.add_parser(sub)
+    bench_cmd.add_parser(sub)
     return parser
 
 
@@ -44,6 +61,8 @@ def _setup_logging(verbose: int, debug: bool) -> None:
     root = logging.getLogger("charger_sim")
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # python-can's own notices (e.g. a driver's import-time warning) only with -v: errors stay one line
+    logging.getLogger("can").setLevel(level if verbose or debug else logging.ERROR)
 
 
 def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
@@ -54,6 +73,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
     args = parser.parse_args(argv)
     _setup_logging(args.verbose, args.debug)
     try:
+        set_dbc_dir(args.dbc_dir)
         code: int = args.handler(args, out)
         return code
     except KeyboardInterrupt:
