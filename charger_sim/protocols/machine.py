@@ -10,13 +10,27 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 from transitions import Machine, MachineError
 
 from ..errors import LocalProtocolError
 
 logging.getLogger("transitions").setLevel(logging.WARNING)
+
+
+S = TypeVar("S", bound=enum.Enum)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition(Generic[S]):
+    """One row of a protocol's transition table: trigger, source stages, destination, clause."""
+
+    trigger: str
+    sources: tuple[S, ...]
+    dest: S
+    clause: str
 
 
 class TransitionRow(Protocol):

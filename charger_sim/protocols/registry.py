@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from ..bms.battery import Battery
@@ -37,6 +38,19 @@ class ProtocolInfo:
     frame_message: Callable[[Frame], str | None] | None = None
 
 
+def _tables(states: ModuleType, stops: ModuleType, timing: ModuleType) -> dict[str, Any]:
+    """The ProtocolInfo fields every protocol fills the same way from its three table modules."""
+    return {
+        "stop_reasons": stops.REASONS,
+        "stage_steps": {s.value: n for s, n in states.STEP.items()},
+        "stage_descriptions": {s.value: d for s, d in states.DESCRIPTION.items()},
+        "limits": timing.LIMITS,
+        "transitions": states.TRANSITIONS,
+        "initial_stage": states.Stage.IDLE,
+        "final_stage": states.Stage.DONE,
+    }
+
+
 def _chademo() -> ProtocolInfo:
     from .chademo import states, stops, timing
     from .chademo.charger import ChademoCharger, ChademoChargerConfig
@@ -52,13 +66,7 @@ def _chademo() -> ProtocolInfo:
         vehicle_config=ChademoVehicleConfig,
         build_charger=lambda cfg, harness, codec: ChademoCharger(cfg, harness, codec),
         build_vehicle=lambda cfg, battery, harness, codec: ChademoVehicle(cfg, battery, harness, codec),
-        stop_reasons=stops.REASONS,
-        stage_steps={s.value: n for s, n in states.STEP.items()},
-        stage_descriptions={s.value: d for s, d in states.DESCRIPTION.items()},
-        limits=timing.LIMITS,
-        transitions=states.TRANSITIONS,
-        initial_stage=states.Stage.IDLE,
-        final_stage=states.Stage.DONE,
+        **_tables(states, stops, timing),
     )
 
 
@@ -79,13 +87,7 @@ def _gbt() -> ProtocolInfo:
         vehicle_config=GbtBmsConfig,
         build_charger=lambda cfg, harness, codec: GbtCharger(cfg, harness, codec),
         build_vehicle=lambda cfg, battery, harness, codec: GbtBms(cfg, battery, harness, codec),
-        stop_reasons=stops.REASONS,
-        stage_steps={s.value: n for s, n in states.STEP.items()},
-        stage_descriptions={s.value: d for s, d in states.DESCRIPTION.items()},
-        limits=timing.LIMITS,
-        transitions=states.TRANSITIONS,
-        initial_stage=states.Stage.IDLE,
-        final_stage=states.Stage.DONE,
+        **_tables(states, stops, timing),
         frame_message=tp_message_name,
     )
 
@@ -106,13 +108,7 @@ def _ccs() -> ProtocolInfo:
         vehicle_config=CcsVehicleConfig,
         build_charger=lambda cfg, harness, codec: CcsCharger(cfg, harness, codec),
         build_vehicle=lambda cfg, battery, harness, codec: CcsVehicle(cfg, battery, harness, codec),
-        stop_reasons=stops.REASONS,
-        stage_steps={s.value: n for s, n in states.STEP.items()},
-        stage_descriptions={s.value: d for s, d in states.DESCRIPTION.items()},
-        limits=timing.LIMITS,
-        transitions=states.TRANSITIONS,
-        initial_stage=states.Stage.IDLE,
-        final_stage=states.Stage.DONE,
+        **_tables(states, stops, timing),
     )
 
 

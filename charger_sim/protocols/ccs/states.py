@@ -13,8 +13,8 @@ contactors, then the current demand loop and the end of the session.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
+from ..machine import Transition
 from .bridge import Request
 
 
@@ -114,12 +114,6 @@ DESCRIPTION: dict[Stage, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Transition:
-    trigger: str
-    sources: tuple[Stage, ...]
-    dest: Stage
-    clause: str
 
 
 # Stages where the V2G session is open and the charger can still stop normally.
@@ -155,7 +149,7 @@ TOLERATED: dict[Stage, frozenset[int]] = {
     Stage.POWER_DELIVERY_STOP: frozenset({Request.CURRENT_DEMAND, Request.POWER_DELIVERY_STOP}),
     Stage.WELDING_DETECTION: frozenset({Request.WELDING_DETECTION}),
 }
-TRANSITIONS: tuple[Transition, ...] = (
+TRANSITIONS: tuple[Transition[Stage], ...] = (
     Transition("start", (Stage.IDLE,), Stage.PLUGGED_IN, "§3, §2: plug detected: PP read, CP B1 (9 V)"),
     Transition("abandon", (Stage.IDLE,), Stage.DONE, "stopped before start, nothing to undo"),
     Transition("pwm_on", (Stage.PLUGGED_IN,), Stage.CP_B_PWM, "§2: 5 % PWM (B2), diode check, §1: link"),

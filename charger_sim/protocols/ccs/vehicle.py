@@ -23,7 +23,7 @@ from ...errors import DecodeError, Origin
 from ...frames import Frame
 from ...plant.harness import Harness
 from ..base import Core, Cyclic, Deadlines, Outcome, Role, SessionEnded, Snapshot, StageChanged
-from ..machine import StageMachine
+from ..machine import StageMachine, Transition
 from . import timing as T
 from .bridge import (
     CHARGER_FRAMES,
@@ -106,12 +106,7 @@ V_STEP: dict[VStage, int] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class VTransition:
-    trigger: str
-    sources: tuple[VStage, ...]
-    dest: VStage
-    clause: str
+VTransition = Transition  # the vehicle table uses the same row type
 
 
 _SESSION = (
@@ -126,7 +121,7 @@ _POWER = (VStage.POWER_DELIVERY_START, VStage.CURRENT_DEMAND, VStage.PAUSED)
 _LIVE = (VStage.PLUGGED, VStage.LINK_SETUP, *_SESSION, *_POWER, VStage.POWER_DELIVERY_STOP)
 _ALL_BUT_DONE = (*_LIVE, VStage.WELDING_DETECTION, VStage.SESSION_STOP)
 
-V_TRANSITIONS: tuple[VTransition, ...] = (
+V_TRANSITIONS: tuple[VTransition[VStage], ...] = (
     VTransition("pwm_seen", (VStage.PLUGGED,), VStage.LINK_SETUP, "§2: 5 % PWM: SLAC, SDP, TCP"),
     VTransition("link_up", (VStage.LINK_SETUP,), VStage.SESSION_SETUP, "§4 #1-2"),
     VTransition("service_discovery", (VStage.SESSION_SETUP,), VStage.SERVICE_DISCOVERY, "§4 #3-4"),

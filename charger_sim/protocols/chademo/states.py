@@ -8,7 +8,8 @@ charger locks the connector and tests the insulation.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+
+from ..machine import Transition
 
 
 class Stage(str, enum.Enum):
@@ -54,12 +55,6 @@ DESCRIPTION: dict[Stage, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Transition:
-    trigger: str
-    sources: tuple[Stage, ...]
-    dest: Stage
-    clause: str
 
 
 _ACTIVE = (
@@ -71,7 +66,7 @@ _ACTIVE = (
     Stage.CHARGING,
 )
 
-TRANSITIONS: tuple[Transition, ...] = (
+TRANSITIONS: tuple[Transition[Stage], ...] = (
     Transition("start", (Stage.IDLE,), Stage.WAKE_UP, "§7 step 1: close d1"),
     Transition("abandon", (Stage.IDLE,), Stage.DONE, "§8: stopped before start, nothing to undo"),
     Transition("vehicle_seen", (Stage.WAKE_UP,), Stage.NEGOTIATION, "§7 step 2-3: start 0x108/0x109"),

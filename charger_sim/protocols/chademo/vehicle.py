@@ -18,7 +18,7 @@ from ...errors import DecodeError, Origin
 from ...frames import Frame
 from ...plant.harness import Harness
 from ..base import Core, Cyclic, Deadlines, Outcome, Role, SessionEnded, Snapshot, StageChanged
-from ..machine import StageMachine
+from ..machine import StageMachine, Transition
 from . import timing as T
 
 log = logging.getLogger(__name__)
@@ -49,12 +49,7 @@ V_STEP = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class VTransition:
-    trigger: str
-    sources: tuple[VStage, ...]
-    dest: VStage
-    clause: str
+VTransition = Transition  # the vehicle table uses the same row type
 
 
 _LIVE = (VStage.AWAKE, VStage.READY, VStage.PERMITTED, VStage.CONTACTORS_CLOSED, VStage.CHARGING)
@@ -90,7 +85,7 @@ class _Status:
             present_voltage=float(v.get("PresentOutputVoltage", 0)),
         )
 
-V_TRANSITIONS: tuple[VTransition, ...] = (
+V_TRANSITIONS: tuple[VTransition[VStage], ...] = (
     VTransition("wake", (VStage.ASLEEP,), VStage.AWAKE, "§3: d1 wakes the vehicle ECU, CAN starts"),
     VTransition("charger_seen", (VStage.AWAKE,), VStage.READY, "§7 step 2-3: 0x108/0x109 received"),
     VTransition("permit", (VStage.READY,), VStage.PERMITTED, "§7 step 4: close k, 102.5.0 = 1"),

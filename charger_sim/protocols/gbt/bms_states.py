@@ -5,7 +5,8 @@ receive timeouts raise which BEM flag (§4.4, §7).  Section numbers refer to th
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+
+from ..machine import Transition
 
 
 class VStage(str, enum.Enum):
@@ -35,12 +36,7 @@ V_STEP = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class VTransition:
-    trigger: str
-    sources: tuple[VStage, ...]
-    dest: VStage
-    clause: str
+VTransition = Transition  # the vehicle table uses the same row type
 
 
 HOUSEKEEPING_PERIOD = 0.1  # s: the BMS's own cycle when it sends nothing
@@ -48,7 +44,7 @@ ASLEEP_OR_DONE = (VStage.ASLEEP, VStage.DONE)
 V_TALKING = (VStage.RECOGNITION, VStage.CONFIGURATION, VStage.READY, VStage.CHARGING)
 V_AWAKE = (VStage.HANDSHAKE, *V_TALKING, VStage.STOPPING, VStage.STATISTICS, VStage.ERROR)
 
-V_TRANSITIONS: tuple[VTransition, ...] = (
+V_TRANSITIONS: tuple[VTransition[VStage], ...] = (
     VTransition("wake", (VStage.ASLEEP,), VStage.HANDSHAKE, "§6 step 1: aux power on, BHM"),
     VTransition("crm", (VStage.HANDSHAKE, VStage.ERROR), VStage.RECOGNITION, "§6 step 3: CRM 0x00, BRM"),
     VTransition("recognised", (VStage.RECOGNITION,), VStage.CONFIGURATION, "§6 step 4: CRM 0xAA, BCP"),

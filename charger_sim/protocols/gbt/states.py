@@ -15,7 +15,8 @@ a re-handshake from CRM 0x00).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+
+from ..machine import Transition
 
 
 class Stage(str, enum.Enum):
@@ -83,18 +84,12 @@ DESCRIPTION: dict[Stage, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Transition:
-    trigger: str
-    sources: tuple[Stage, ...]
-    dest: Stage
-    clause: str
 
 
 # Stages where the BMS is known (after CRM 0x00): stops go through CST, timeouts through CEM.
 TALKING = (Stage.RECOGNITION, Stage.CONFIGURATION, Stage.PRECHARGE, Stage.CONTACTORS, Stage.CHARGING)
 
-TRANSITIONS: tuple[Transition, ...] = (
+TRANSITIONS: tuple[Transition[Stage], ...] = (
     Transition("start", (Stage.IDLE,), Stage.HANDSHAKE, "§6 step 1: lock, aux power, CHM"),
     Transition("abandon", (Stage.IDLE,), Stage.DONE, "stopped before start, nothing to undo"),
     Transition("bms_seen", (Stage.HANDSHAKE,), Stage.INSULATION_TEST, "§6 step 2: BHM (or none after 5 s)"),
