@@ -12,7 +12,6 @@ sample after each instant.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,10 +25,10 @@ from charger_sim.protocols.ccs.charger import CcsCharger
 from charger_sim.protocols.ccs.electrical import ev_load_ohm
 from charger_sim.protocols.ccs.evse import CcsChargerConfig
 from charger_sim.protocols.ccs.states import NUMBER, Stage
+from tests.clocked import EPS, Clocked
 
 CODEC = load_dbc("ccs")
 CYCLE = timing.limit("cycle")
-EPS = 1e-9
 TIME_TOL = 1e-6
 BATTERY_V = 360.0
 
@@ -123,7 +122,7 @@ class Sample:
     locked: bool
 
 
-class Bench:
+class Bench(Clocked):
     """One CCS charger core, one scripted vehicle, an explicit clock."""
 
     def __init__(self, config: CcsChargerConfig | None = None, ev: ScriptedEv | None = None) -> None:
@@ -209,33 +208,6 @@ class Bench:
                 self.deliver(frame)
         self._after_instant()
         return t
-
-    def step_to(self, t: float) -> None:
-        while True:
-            nxt = self.next_instant()
-            if nxt is None or nxt > t + EPS:
-                break
-            self.step()
-        self.now = max(self.now, t)
-
-    def run_until(self, predicate: Callable[[], bool], within: float) -> float:
-        end = self.now + within
-        while not predicate():
-            nxt = self.next_instant()
-            if nxt is None or nxt > end + EPS:
-                raise AssertionError(
-                    f"condition not met within {within:g} s (t={self.now:.3f}, stage {self.stage.value})"
-                )
-            self.step()
-        return self.now
-
-    def until_stage(self, stage: Stage, within: float) -> float:
-        self.run_until(lambda: self.stage is stage, within)
-        return self.stage_time(stage)
-
-    def finish(self, within: float = 30.0) -> SessionEnded:
-        self.run_until(lambda: self.charger.finished, within)
-        return self.ended()
 
     def deliver(self, frame: Frame) -> None:
         self.delivered.append(frame)

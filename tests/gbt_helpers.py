@@ -10,7 +10,6 @@ charger deadline, every transport timer and every BMS transmission up to a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +24,9 @@ from charger_sim.protocols.gbt.messages import TP_PGN
 from charger_sim.protocols.gbt.states import Stage
 from charger_sim.protocols.gbt.timing import limit
 from charger_sim.protocols.gbt.transport import PGN_TP_CM, TransportEndpoint, split_id
+from tests.clocked import EPS, Clocked
 
 CODEC = load_dbc("gbt27930")
-EPS = 1e-9
 
 # Capture A (sut4nd0): the 49-byte BRM, BCP and first BCS payloads.
 _BRM_DT = (  # the seven TP.DT frames of capture A's BRM
@@ -103,7 +102,7 @@ class ScriptedBms:
         return CODEC.message(name).frame(self.values[name], now)
 
 
-class GbtBench:
+class GbtBench(Clocked):
     """One GB/T charger core and one scripted BMS on an explicit clock."""
 
     def __init__(self, config: GbtChargerConfig | None = None, bms: ScriptedBms | None = None) -> None:
@@ -171,33 +170,6 @@ class GbtBench:
             raise AssertionError(f"charger deadline stuck at {t}")
         self._after_instant()
         return t
-
-    def step_to(self, t: float) -> None:
-        while True:
-            nxt = self.next_instant()
-            if nxt is None or nxt > t + EPS:
-                break
-            self.step()
-        self.now = max(self.now, t)
-
-    def run_until(self, predicate: Callable[[], bool], within: float) -> float:
-        end = self.now + within
-        while not predicate():
-            nxt = self.next_instant()
-            if nxt is None or nxt > end + EPS:
-                raise AssertionError(
-                    f"condition not met within {within:g} s (t={self.now:.3f}, stage {self.stage.value})"
-                )
-            self.step()
-        return self.now
-
-    def until_stage(self, stage: Stage, within: float) -> float:
-        self.run_until(lambda: self.stage is stage, within)
-        return self.stage_time(stage)
-
-    def finish(self, within: float = 30.0) -> SessionEnded:
-        self.run_until(lambda: self.charger.finished, within)
-        return self.ended()
 
     # ---- BMS -> charger ------------------------------------------------------------------------
     def send(self, name: str, **fields: Value) -> None:

@@ -10,7 +10,7 @@ No sleeps, no wall clock, no simulated vehicle core.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -21,10 +21,10 @@ from charger_sim.protocols.base import Event, SessionEnded, StageChanged
 from charger_sim.protocols.chademo.charger import ChademoCharger, ChademoChargerConfig
 from charger_sim.protocols.chademo.states import Stage
 from charger_sim.protocols.chademo.timing import LIMITS, limit
+from tests.clocked import EPS, Clocked
 
 CODEC = load_dbc("chademo")
 CYCLE = limit("cycle")
-EPS = 1e-9  # same-instant tolerance (absolute-time schedules accumulate float error)
 
 VEHICLE_MESSAGES = {
     0x100: "VehicleChargeLimits",
@@ -145,7 +145,7 @@ class Sample:
     status: int
 
 
-class Bench:
+class Bench(Clocked):
     """One charger core and one scripted vehicle on an explicit clock."""
 
     def __init__(
@@ -215,35 +215,6 @@ class Bench:
             raise AssertionError(f"charger deadline stuck at {t}")
         self._after_instant()
         return t
-
-    def step_to(self, t: float) -> None:
-        """Visit every instant up to and including ``t``; the clock then reads ``t``."""
-        while True:
-            nxt = self.next_instant()
-            if nxt is None or nxt > t + EPS:
-                break
-            self.step()
-        self.now = max(self.now, t)
-
-    def run_until(self, predicate: Callable[[], bool], within: float) -> float:
-        """Step until ``predicate()`` holds; fail if it does not within ``within`` seconds."""
-        end = self.now + within
-        while not predicate():
-            nxt = self.next_instant()
-            if nxt is None or nxt > end + EPS:
-                raise AssertionError(
-                    f"condition not met within {within:g} s (t={self.now:.3f}, stage {self.stage.value})"
-                )
-            self.step()
-        return self.now
-
-    def until_stage(self, stage: Stage, within: float) -> float:
-        self.run_until(lambda: self.stage is stage, within)
-        return self.stage_time(stage)
-
-    def finish(self, within: float = 30.0) -> SessionEnded:
-        self.run_until(lambda: self.charger.finished, within)
-        return self.ended()
 
     # ---- vehicle -> charger --------------------------------------------------------------------
     def deliver(self, frame: Frame) -> None:
