@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -153,44 +154,28 @@ def run_realtime(
         channel = unique_virtual_channel()
     kwargs = dict(bus_kwargs or {})
     rate = bitrate or session.info.bitrate
-    charger_bus = open_bus(iface, channel, rate, kernel_filters=_filters(session.codec, False), **kwargs)
-    try:
+    with contextlib.ExitStack() as resources:
+        charger_bus = open_bus(iface, channel, rate, kernel_filters=_filters(session.codec, False), **kwargs)
+        resources.callback(charger_bus.shutdown)
         vehicle_bus = open_bus(iface, channel, rate, kernel_filters=_filters(session.codec, True), **kwargs)
-    except Exception:
-        charger_bus.shutdown()
-        raise
-    writer: TraceWriter | None = None
-    if log_path is not None:
-        try:
+        resources.callback(vehicle_bus.shutdown)
+        if log_path is not None:
             writer = TraceWriter(log_path)
-        except Exception:
-            charger_bus.shutdown()
-            vehicle_bus.shutdown()
-            raise
-        session.on_frame.append(writer.write)
-    cyclic_ids = frozenset(m.frame_id for m in session.codec.messages if "CHARGER" in m.senders)
-    driver = RealtimeDriver(
-        session,
-        [
-            Endpoint(Role.CHARGER, session.charger, charger_bus),
-            Endpoint(Role.VEHICLE, session.vehicle, vehicle_bus),
-        ],
-        track_cadence=cyclic_ids,
-        periods=_periods(session.codec),
-    )
-    tick = None if monitor is None else (lambda elapsed: monitor.update(session, elapsed))
-    start = time.perf_counter()
-    try:
+            resources.callback(writer.close)
+            session.on_frame.append(writer.write)
+        cyclic_ids = frozenset(m.frame_id for m in session.codec.messages if "CHARGER" in m.senders)
+        driver = RealtimeDriver(
+            session,
+            [
+                Endpoint(Role.CHARGER, session.charger, charger_bus),
+                Endpoint(Role.VEHICLE, session.vehicle, vehicle_bus),
+            ],
+            track_cadence=cyclic_ids,
+            periods=_periods(session.codec),
+        )
+        tick = None if monitor is None else (lambda elapsed: monitor.update(session, elapsed))
+        start = time.perf_counter()
         end = driver.supervise(scenario.time_limit, tick=tick)
-    finally:
-        try:
-            charger_bus.shutdown()
-        finally:
-            try:
-                vehicle_bus.shutdown()
-            finally:
-                if writer is not None:
-                    writer.close()
     return _conclude(driver, session, end, start, log_path, CHARGER_SAFE)
 
 
@@ -220,37 +205,33 @@ def run_role(
     session = LoneSession(scenario, role)
     kwargs = dict(bus_kwargs or {})
     filters = _filters(session.codec, role is not Role.CHARGER)
-    bus = open_bus(interface, channel, bitrate or session.info.bitrate, kernel_filters=filters, **kwargs)
-    writer: TraceWriter | None = None
-    if log_path is not None:
-        try:
+    with contextlib.ExitStack() as resources:
+        bus = open_bus(interface, channel, bitrate or session.info.bitrate, kernel_filters=filters, **kwargs)
+        resources.callback(bus.shutdown)
+        if log_path is not None:
             writer = TraceWriter(log_path)
-        except Exception:
-            bus.shutdown()
-            raise
-        session.on_frame.append(writer.write)
-    own = frozenset(session.own_messages())
-    peer = frozenset(session.peer_messages())
-    driver = RealtimeDriver(
-        session,
-        [
-            Endpoint(
-                role, session.core, bus, plant=session.plant, on_peer_frame=session.heard, track_received=peer
-            )
-        ],
-        session_role=role,
-        track_cadence=own,
-        periods=_periods(session.codec),
-    )
-    tick = None if monitor is None else (lambda elapsed: monitor.update(session, elapsed))
-    start = time.perf_counter()
-    try:
+            resources.callback(writer.close)
+            session.on_frame.append(writer.write)
+        own = frozenset(session.own_messages())
+        peer = frozenset(session.peer_messages())
+        driver = RealtimeDriver(
+            session,
+            [
+                Endpoint(
+                    role,
+                    session.core,
+                    bus,
+                    plant=session.plant,
+                    on_peer_frame=session.heard,
+                    track_received=peer,
+                )
+            ],
+            session_role=role,
+            track_cadence=own,
+            periods=_periods(session.codec),
+        )
+        tick = None if monitor is None else (lambda elapsed: monitor.update(session, elapsed))
+        start = time.perf_counter()
         end = driver.supervise(scenario.time_limit, tick=tick)
-    finally:
-        try:
-            bus.shutdown()
-        finally:
-            if writer is not None:
-                writer.close()
     who = CHARGER_SAFE if role is Role.CHARGER else "the simulated BMS stopped charging (contactors open)"
     return _conclude(driver, session, end, start, log_path, who)
