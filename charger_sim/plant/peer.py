@@ -115,7 +115,6 @@ class ChademoRealVehicle(PeerPlant):
         super().__init__(harness, codec)
         self.battery = battery
         self.pack = PackMonitor(battery)
-        self.soc_start = battery.soc
         self.harness.insulation_resistance_ohm = insulation_resistance_ohm
         self.harness.battery_voltage = battery.terminal_voltage(0.0)
         self.withdrawn = False  # 102.5.0 went 1 -> 0: the vehicle is ending the session

@@ -206,7 +206,6 @@ class ChademoVehicle(Core):
         self.stop_cause = ""
         self.frames_sent = 0
         self.frames_received = 0
-        self.soc_start = battery.soc
         self._last_charger_rx: float | None = None
         self._deviation_since: float | None = None
         self._vdev_since: float | None = None
@@ -387,12 +386,6 @@ class ChademoVehicle(Core):
             self.deadlines.set("contactors", now + self.config.contactor_delay)
         elif stage is VStage.STOPPING and self.harness.contactors_closed and current <= T.STOP_CURRENT_A:
             self._open_contactors(now, "current <= 5 A, contactors opened for the welding check")
-        elif (
-            stage is VStage.STOPPING
-            and not self.harness.contactors_closed
-            and "stop_giveup" not in self.deadlines
-        ):
-            pass  # never closed: wait for d1 to open
 
     def _update_request(self) -> None:
         available = self._available_current

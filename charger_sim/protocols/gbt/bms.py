@@ -84,7 +84,6 @@ class GbtBms(Core):
         self.stop_cause = ""
         self.frames_sent = 0
         self.frames_received = 0
-        self.soc_start = battery.soc
         self._checked_at = -1.0  # battery.elapsed_s at the last charging check
         self._bst_since = 0.0
 
