@@ -525,3 +525,18 @@ class Battery:
     def _check_index(self, index: int) -> None:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.spec.series:
             raise IndexError(f"cell group index must be an int in 0..{self.spec.series - 1}, got {index!r}")
+
+    def force_cell_ocv(self, index: int, volts: float) -> None:
+        """A failing cell: group ``index``'s open-circuit voltage jumps to ``volts`` (its SOC follows)."""
+        self._check_index(index)
+        _positive("volts", volts)
+        lo, hi = -100.0, 400.0  # SOC search range; the OCV curve is extrapolated linearly beyond 0..100
+        for _ in range(80):
+            mid = 0.5 * (lo + hi)
+            if self._chem.cell_ocv(mid) < volts:
+                lo = mid
+            else:
+                hi = mid
+        self._soc[index] = hi
+        self._ocv[index] = self._chem.cell_ocv(hi)
+        self._invalidate()

@@ -96,6 +96,15 @@ class Limit:
     note: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """A control line a ``worn_pins`` fault can degrade (see :mod:`charger_sim.faults`)."""
+
+    line: str  # the Harness line the other side reads
+    bad: float  # what a worn / corroded contact makes it read by default (out of band)
+    description: str
+
+
 @dataclass(slots=True)
 class Snapshot:
     """Key values of a core for the live view, timelines and curves (mutable, rebuilt per call)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -12,7 +13,7 @@ from ..codec import Codec
 from ..errors import UsageError
 from ..frames import Frame
 from ..plant.harness import Harness
-from .base import Core, Limit, StopReason
+from .base import Core, Limit, Pin, StopReason
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,12 @@ class ProtocolInfo:
     # name of the DBC message a frame carries when its CAN ID alone does not say (GB/T transport),
     # so that link faults can drop multi-packet messages by name
     frame_message: Callable[[Frame], str | None] | None = None
+    # fault catalogue mapping (charger_sim.faults): the lines a worn_pins fault can degrade, how a
+    # firmware_mismatch changes the vehicle configuration (ValueError for an unknown version), and
+    # one line per fault kind on how this protocol's frames and flags show it
+    pins: Mapping[str, Pin] = dataclasses.field(default_factory=dict)
+    apply_firmware: Callable[[Any, str], Any] | None = None
+    fault_notes: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 def _tables(states: ModuleType, stops: ModuleType, timing: ModuleType) -> dict[str, Any]:
@@ -51,8 +58,17 @@ def _tables(states: ModuleType, stops: ModuleType, timing: ModuleType) -> dict[s
     }
 
 
+def _faults(module: ModuleType) -> dict[str, Any]:
+    """The fault-catalogue fields of a protocol's ``faults`` module (PINS, apply_firmware, NOTES)."""
+    return {
+        "pins": getattr(module, "PINS", {}),
+        "apply_firmware": getattr(module, "apply_firmware", None),
+        "fault_notes": getattr(module, "NOTES", {}),
+    }
+
+
 def _chademo() -> ProtocolInfo:
-    from .chademo import states, stops, timing
+    from .chademo import faults, states, stops, timing
     from .chademo.charger import ChademoCharger, ChademoChargerConfig
     from .chademo.vehicle import ChademoVehicle, ChademoVehicleConfig
 
@@ -67,6 +83,7 @@ def _chademo() -> ProtocolInfo:
         build_charger=lambda cfg, harness, codec: ChademoCharger(cfg, harness, codec),
         build_vehicle=lambda cfg, battery, harness, codec: ChademoVehicle(cfg, battery, harness, codec),
         **_tables(states, stops, timing),
+        **_faults(faults),
     )
 
 

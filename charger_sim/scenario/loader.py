@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -9,10 +10,11 @@ from typing import Any
 import yaml
 
 from ..bms.battery import PackSpec
+from ..codec import load_dbc
 from ..errors import ScenarioError, UsageError
 from ..protocols import registry
 from .fields import build, coerce
-from .schema import FAULT_TYPES, Expectation, FaultSpec, Scenario, Trigger, VehicleSetup
+from .schema import START, Expectation, FaultSpec, Scenario, Trigger, VehicleSetup
 
 TOP_KEYS = ("name", "description", "protocol", "seed", "time_limit", "charger", "vehicle", "faults", "expect")
 VEHICLE_KEYS = frozenset({"pack", "soc", "temperature", "ambient"})
@@ -57,7 +59,7 @@ def parse_scenario(data: Any, where: str, default_name: str = "scenario") -> Sce
         raise ScenarioError(where, "time_limit", "expected a positive number of seconds")
     charger: Any = build(info.charger_config, data.get("charger"), where, "charger")
     vehicle = _vehicle(data.get("vehicle"), where, info.vehicle_config)
-    faults = _faults(data.get("faults"), where, set(info.stage_steps))
+    faults = _faults(data.get("faults"), where, info, vehicle)
     expect = build(Expectation, data.get("expect"), where, "expect")
     if expect.stage is not None and expect.stage not in info.stage_steps:
         raise ScenarioError(
@@ -98,48 +100,46 @@ def _vehicle(data: Any, where: str, behaviour_cls: type) -> VehicleSetup:
     return VehicleSetup(pack=pack, soc=soc, temperature=temperature, ambient=ambient, behaviour=behaviour)
 
 
-def _faults(data: Any, where: str, stages: set[str]) -> tuple[FaultSpec, ...]:
+def _faults(
+    data: Any, where: str, info: registry.ProtocolInfo, vehicle: VehicleSetup
+) -> tuple[FaultSpec, ...]:
     if data is None:
         return ()
     if not isinstance(data, list):
         raise ScenarioError(where, "faults", "expected a list of faults")
+    from ..faults import FAULTS, validate
+
+    codec = None
     out: list[FaultSpec] = []
     for i, item in enumerate(data):
         key = f"faults[{i}]"
         if not isinstance(item, Mapping):
-            raise ScenarioError(where, key, "expected a mapping with 'type' and 'at'")
+            raise ScenarioError(where, key, "expected a mapping with 'type' (and 'at' for when)")
         kind = item.get("type")
-        if kind not in FAULT_TYPES:
-            raise ScenarioError(where, f"{key}.type", f"expected one of: {', '.join(FAULT_TYPES)}")
-        if "at" not in item:
-            raise ScenarioError(
-                where, f"{key}.at", "missing; expected a mapping with time, stage or soc_above"
-            )
-        trigger = build(Trigger, item["at"], where, f"{key}.at")
-        if trigger.stage is not None and trigger.stage not in stages:
-            raise ScenarioError(
-                where, f"{key}.at.stage", f"unknown stage; expected one of: {', '.join(stages)}"
-            )
-        duration = item.get("duration")
-        if duration == "forever":
-            duration = None
-        for k in item:
-            if k not in ("type", "at", "message", "duration", "value"):
+        if kind not in FAULTS:
+            raise ScenarioError(where, f"{key}.type", f"expected one of: {', '.join(FAULTS)}")
+        fields = dict(item)
+        trigger = START
+        if "at" in fields:
+            trigger = build(Trigger, fields.pop("at"), where, f"{key}.at")
+            if trigger.stage is not None and trigger.stage not in info.stage_steps:
                 raise ScenarioError(
-                    where, f"{key}.{k}", "unknown key; expected one of: at, duration, message, type, value"
+                    where, f"{key}.at.stage", f"unknown stage; expected one of: {', '.join(info.stage_steps)}"
                 )
-        fault = FaultSpec(
-            type=kind,
-            at=trigger,
-            message=coerce(item.get("message"), str | None, where, f"{key}.message"),
-            duration=coerce(duration, float | None, where, f"{key}.duration"),
-            value=coerce(item.get("value"), float | None, where, f"{key}.value"),
-        )
-        if kind == "drop_message" and not fault.message:
-            raise ScenarioError(where, f"{key}.message", "missing; expected the DBC message name to drop")
-        if kind in ("temperature_runaway", "insulation_drop") and fault.value is None:
-            raise ScenarioError(
-                where, f"{key}.value", "missing; expected watts (runaway) or ohms (insulation)"
-            )
+        if fields.get("duration") == "forever":
+            fields["duration"] = None
+        allowed = FAULTS[kind].keys
+        for k in fields:
+            if k not in allowed:
+                raise ScenarioError(
+                    where, f"{key}.{k}", f"unknown key for {kind}; expected one of: {', '.join(allowed)}"
+                )
+        fault = dataclasses.replace(build(FaultSpec, fields, where, key), at=trigger)
+        if FAULTS[kind].layer == "link" and codec is None:
+            codec = load_dbc(info.dbc)
+        validate(fault, info, codec, where, key)
+        if fault.group is not None and fault.group >= vehicle.pack.series:
+            n = vehicle.pack.series
+            raise ScenarioError(where, f"{key}.group", f"the pack has {n} cell groups: expected 0..{n - 1}")
         out.append(fault)
     return tuple(out)

@@ -7,32 +7,22 @@ Drivers (simulated or real-time) call :meth:`Session.link` for every frame put o
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 
 from ..bms.battery import Battery
 from ..codec import Codec, load_dbc
+from ..faults.engine import FaultEngine
 from ..frames import Frame
 from ..plant.harness import Harness
 from ..protocols import registry
 from ..protocols.base import Core, FaultRaised, Outcome, Role, SessionEnded, StageChanged
-from ..scenario.schema import FaultSpec, Scenario
+from ..scenario.schema import Scenario
 from .result import Sample, SessionResult, TimelineEntry
 
 log = logging.getLogger(__name__)
 
 SAMPLE_PERIOD = 1.0
-LINK_FAULTS = frozenset({"drop_message"})
 END_GRACE = 2.0  # keep running this long after the charger finished, for the vehicle's last frames
-
-
-@dataclass(slots=True)
-class _ActiveFault:
-    spec: FaultSpec
-    start: float | None = None
-    end: float | None = None
-    fired: bool = False
-    restored: bool = False
 
 
 class Session:
@@ -49,7 +39,11 @@ class Session:
             ambient_c=setup.ambient,
             seed=scenario.seed,
         )
-        self.vehicle: Core = self.info.build_vehicle(setup.behaviour, self.battery, self.harness, self.codec)
+        behaviour = setup.behaviour
+        for spec in scenario.faults:
+            if spec.type == "firmware_mismatch" and self.info.apply_firmware is not None:
+                behaviour = self.info.apply_firmware(behaviour, str(spec.version))
+        self.vehicle: Core = self.info.build_vehicle(behaviour, self.battery, self.harness, self.codec)
         self.charger: Core = self.info.build_charger(scenario.charger, self.harness, self.codec)
         self.timeline: list[TimelineEntry] = []
         self.samples: list[Sample] = []
@@ -57,17 +51,23 @@ class Session:
         self.charger_end: SessionEnded | None = None
         self.vehicle_end: SessionEnded | None = None
         self.stage_entered: dict[str, float] = {}
-        self.frames_dropped = 0
+        self.stop_times: list[float] = []  # when the charger entered a stop stage (see stop_stages)
+        self._stop_stages = stop_stages(self.info.stage_steps)
         self.frames_on_wire = 0
         self.soc_start = self.battery.soc
         self.max_temperature = self.battery.temperature_c
-        self._faults = [_ActiveFault(f) for f in scenario.faults]
-        self._link_faults = [af for af in self._faults if af.spec.type in LINK_FAULTS]
+        self.faults = FaultEngine(
+            scenario.faults,
+            codec=self.codec,
+            harness=self.harness,
+            battery=self.battery,
+            charger=self.charger,
+            pins=self.info.pins,
+            frame_message=self.info.frame_message,
+        )
         self._next_sample = 0.0
-        self._drop_names: dict[int, str] = {m.frame_id: m.name for m in self.codec.messages}
         self.on_frame: list[Callable[[Frame, Role], None]] = []
         self.end_time: float | None = None
-        self._saved_insulation = self.harness.insulation_resistance_ohm
 
     # ---- driver hooks ------------------------------------------------------------------------
     def start(self, now: float) -> list[tuple[Role, Frame]]:
@@ -84,47 +84,26 @@ class Session:
         charger would: a frame a fault dropped never reaches the log.
         """
         self.frames_on_wire += 1
-        out = self._apply_link_faults(frame, now)
+        out = self.faults.link(frame, now)
         for listener in self.on_frame:
             for _, f in out:
                 listener(f, sender)
         return out
 
-    def _apply_link_faults(self, frame: Frame, now: float) -> list[tuple[float, Frame]]:
-        if not self._link_faults:
-            return [(now, frame)]
-        name = self._drop_names.get(frame.arbitration_id)
-        if name is None and self.info.frame_message is not None:
-            name = self.info.frame_message(frame)
-        for af in self._link_faults:
-            if (
-                af.spec.type == "drop_message"
-                and af.start is not None
-                and af.start <= now
-                and (af.end is None or now < af.end)
-                and name == af.spec.message
-            ):
-                self.frames_dropped += 1
-                return []
-        return [(now, frame)]
+    @property
+    def frames_dropped(self) -> int:
+        return self.faults.frames_dropped
 
     def next_deadline(self) -> float | None:
-        candidates = [self._next_sample]
-        for af in self._faults:
-            if not af.fired and af.start is not None:
-                candidates.append(af.start)
-            elif af.fired and not af.restored and af.end is not None:
-                candidates.append(af.end)
-            elif af.start is None and af.spec.at.time is not None:
-                candidates.append(af.spec.at.time)
-        return min(candidates) if candidates else None
+        fault = self.faults.next_deadline()
+        return self._next_sample if fault is None else min(fault, self._next_sample)
 
     def observe(self, now: float) -> None:
         """After each driver step: events, fault triggers, samples."""
         for core in (self.charger, self.vehicle):
             for event in core.drain_events():
                 self._record(event, now)
-        self._faults_step(now)
+        self.faults.step(now, self.stage_entered, self._reading)
         if now + 1e-9 >= self._next_sample:
             self._sample(now)
             self._next_sample = now + SAMPLE_PERIOD
@@ -158,6 +137,8 @@ class Session:
             )
             if event.role is Role.CHARGER:
                 self.stage_entered.setdefault(event.stage, event.time)
+                if event.stage in self._stop_stages:
+                    self.stop_times.append(event.time)
         elif isinstance(event, FaultRaised):
             self.fault_events.append(event)
         elif event.role is Role.CHARGER:
@@ -165,39 +146,21 @@ class Session:
         else:
             self.vehicle_end = event
 
-    def _faults_step(self, now: float) -> None:
-        for af in self._faults:
-            at = af.spec.at
-            if af.start is None:
-                if at.time is not None:
-                    af.start = at.time
-                elif at.stage is not None and at.stage in self.stage_entered:
-                    af.start = self.stage_entered[at.stage] + at.after
-                elif at.soc_above is not None and self.battery.soc > at.soc_above:
-                    af.start = now
-                if af.start is not None and af.spec.duration is not None:
-                    af.end = af.start + af.spec.duration
-            if af.start is not None and not af.fired and now + 1e-9 >= af.start:
-                af.fired = True
-                self._apply(af.spec, now, on=True)
-            if af.fired and not af.restored and af.end is not None and now + 1e-9 >= af.end:
-                af.restored = True
-                self._apply(af.spec, now, on=False)
-
-    def _apply(self, spec: FaultSpec, now: float, *, on: bool) -> None:
-        log.info("%.3f fault %s %s", now, spec.describe(), "on" if on else "off")
-        if spec.type == "temperature_runaway":
-            self.battery.add_heat(float(spec.value or 0.0) if on else 0.0)
-        elif spec.type == "insulation_drop":
-            if on:
-                self._saved_insulation = self.harness.insulation_resistance_ohm
-                self.harness.insulation_resistance_ohm = float(spec.value or 0.0)
-            else:
-                self.harness.insulation_resistance_ohm = self._saved_insulation
-        elif spec.type == "operator_stop" and on:
-            self.charger.request_stop(now, "operator_stop")
-        elif spec.type == "power_stage_fault" and on:
-            self.charger.inject_power_fault(now)
+    def _reading(self, name: str) -> float:
+        """A quantity a fault's condition compares (schema.CONDITION_VARIABLES)."""
+        h = self.harness
+        current = h.output_current if h.contactors_closed else 0.0
+        if name == "soc":
+            return self.battery.soc
+        if name == "temperature":
+            return self.battery.temperature_c
+        if name == "cell_voltage":
+            return self.battery.max_cell_voltage(current)
+        if name == "current":
+            return current
+        if name == "voltage":
+            return h.output_voltage
+        return self.end_time or 0.0
 
     def _sample(self, now: float) -> None:
         c = self.charger.snapshot()
@@ -232,12 +195,15 @@ class Session:
         else:
             outcome, reason, cause = end.outcome.value, end.reason, end.cause
             stage_name, step, origin, duration = end.stage, end.step, end.origin.value, end.time
-        mismatches = verdict(sc, outcome, stage_name, step, reason, duration)
         energy = float(c.get("energy_kwh", 0.0))
         peak = max((s.present_current for s in self.samples), default=0.0)
         power = getattr(self.charger, "power", None)
         if power is not None:
             peak = max(peak, float(power.peak_current))
+        mismatches = verdict(sc, outcome, stage_name, step, reason, duration)
+        fault_at = self.faults.first_fired
+        stop_at = next((t for t in self.stop_times if fault_at is not None and t >= fault_at - 1e-9), None)
+        mismatches += checks(sc, peak, energy, fault_at, stop_at)
         return SessionResult(
             scenario=sc.name,
             protocol=sc.protocol,
@@ -282,4 +248,36 @@ def verdict(sc: Scenario, outcome: str, stage: str, step: int, reason: str, dura
         out.append(f"stop reason {reason}, expected {exp.reason}")
     if exp.within is not None and duration > exp.within:
         out.append(f"ended at {duration:.1f} s, expected within {exp.within:g} s")
+    return out
+
+
+def stop_stages(stage_steps: Mapping[str, int]) -> frozenset[str]:
+    """The charger stages of a stop path: every stage after the first step-7 stage (bar 'paused')."""
+    names = list(stage_steps)
+    first = next((i for i, n in enumerate(names) if stage_steps[n] == 7), len(names))
+    return frozenset(n for n in names[first + 1 :] if n != "paused")
+
+
+def checks(
+    sc: Scenario, peak_current: float, energy_kwh: float, fault_at: float | None, stop_at: float | None
+) -> list[str]:
+    """The scenario's optional checks (expect.max_current, stop_within, energy_*_kwh) that failed."""
+    exp = sc.expect
+    out: list[str] = []
+    if exp.max_current is not None and peak_current > exp.max_current + 1e-6:
+        out.append(f"peak current {peak_current:.1f} A, expected at most {exp.max_current:g} A")
+    if exp.stop_within is not None:
+        if fault_at is None:
+            out.append("no fault fired, so no stop to time (expect.stop_within)")
+        elif stop_at is None:
+            out.append(f"the charger never began a stop after the fault at {fault_at:.3f} s")
+        elif stop_at - fault_at > exp.stop_within + 1e-9:
+            out.append(
+                f"the charger began its stop {stop_at - fault_at:.3f} s after the fault, "
+                f"expected within {exp.stop_within:g} s"
+            )
+    if exp.energy_min_kwh is not None and energy_kwh < exp.energy_min_kwh:
+        out.append(f"energy {energy_kwh:.2f} kWh, expected at least {exp.energy_min_kwh:g} kWh")
+    if exp.energy_max_kwh is not None and energy_kwh > exp.energy_max_kwh:
+        out.append(f"energy {energy_kwh:.2f} kWh, expected at most {exp.energy_max_kwh:g} kWh")
     return out

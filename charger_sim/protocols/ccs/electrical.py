@@ -176,10 +176,10 @@ class PilotReading:
 
 def read_pilot(harness: Harness) -> PilotReading:
     """The CP as a receiver on the wire sees it now (both sides read the same wire)."""
-    mode = CpMode(int(harness.lines.get("cp_mode", CpMode.UNPOWERED)))
-    duty = harness.lines.get("cp_duty", NO_PWM)
-    ev_ohm = harness.lines.get("cp_ev_ohm", math.inf)
-    diode = harness.lines.get("cp_ev_diode", 1.0) != 0.0
+    mode = CpMode(int(harness.line("cp_mode", CpMode.UNPOWERED)))
+    duty = harness.line("cp_duty", NO_PWM)
+    ev_ohm = harness.line("cp_ev_ohm", math.inf)
+    diode = harness.line("cp_ev_diode", 1.0) != 0.0
     short = harness.is_on("cp_short")
     high, low = cp_levels(mode, ev_ohm, diode, short=short, connected=harness.connected)
     state = classify(high)
@@ -263,4 +263,4 @@ def measure_pp(harness: Harness, plug_ohm: float) -> float:
     """PP-PE as the inlet sees it: the plug's resistor plus the contact resistance, open if unplugged."""
     if not harness.connected:
         return math.inf
-    return plug_ohm + harness.lines.get("pp_contact_ohm", 0.0)
+    return plug_ohm + harness.line("pp_contact_ohm", 0.0)
