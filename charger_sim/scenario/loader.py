@@ -14,6 +14,7 @@ from ..codec import load_dbc
 from ..errors import ScenarioError, UsageError
 from ..protocols import registry
 from .fields import build, coerce
+from .profiles import resolve
 from .schema import START, Expectation, FaultSpec, Scenario, Trigger, VehicleSetup
 
 TOP_KEYS = ("name", "description", "protocol", "seed", "time_limit", "charger", "vehicle", "faults", "expect")
@@ -57,8 +58,9 @@ def parse_scenario(data: Any, where: str, default_name: str = "scenario") -> Sce
     time_limit = coerce(data.get("time_limit", 7200.0), float, where, "time_limit")
     if time_limit <= 0:
         raise ScenarioError(where, "time_limit", "expected a positive number of seconds")
-    charger: Any = build(info.charger_config, data.get("charger"), where, "charger")
-    vehicle = _vehicle(data.get("vehicle"), where, info.vehicle_config)
+    charger_data = resolve(data.get("charger"), "charger", info.name, where)
+    charger: Any = build(info.charger_config, charger_data, where, "charger")
+    vehicle = _vehicle(resolve(data.get("vehicle"), "vehicle", info.name, where), where, info.vehicle_config)
     faults = _faults(data.get("faults"), where, info, vehicle)
     expect = build(Expectation, data.get("expect"), where, "expect")
     if expect.stage is not None and expect.stage not in info.stage_steps:
