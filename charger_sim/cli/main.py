@@ -16,6 +16,7 @@ from ..errors import ChargerSimError, ExitCode
 from . import bench as bench_cmd
 from . import decode as decode_cmd
 from . import diagnose as diagnose_cmd
+from . import faults as faults_cmd
 from . import fuzz as fuzz_cmd
 from . import replay as replay_cmd
 from . import roles as roles_cmd
@@ -27,7 +28,8 @@ log = logging.getLogger("charger_sim")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="charger-sim",
-        description="Play the charger side of the EV DC-charging handshake (CHAdeMO) over CAN, "
+        description="Play the charger side of the EV DC-charging handshake (CHAdeMO, GB/T 27930, CCS bridge) "
+        "over CAN, "
         "against a simulated vehicle/BMS or a real one.",
     )
     parser.add_argument("--version", action="version", version=f"charger-sim {__version__}")
@@ -45,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose_cmd.add_parser(sub)
     replay_cmd.add_parser(sub)
     roles_cmd.add_parser(sub)
+    faults_cmd.add_parser(sub)
     fuzz_cmd.add_parser(sub)
     bench_cmd.add_parser(sub)
     return parser
