@@ -103,3 +103,87 @@ def test_shipped_scenarios_are_found_by_name_from_any_folder(
     assert code == ExitCode.OK and "insulation_fault" in out
     code, out = cli("run", "scenarios/chademo_no_permission.yaml", "--no-timeline")
     assert code == ExitCode.OK and "no_permission" in out
+
+
+# ---- suites and reports -------------------------------------------------------------------------
+
+WRONG = (
+    "name: wrong <expectation>\nprotocol: chademo\nvehicle: {grant_permission: false}\n"
+    "expect: {outcome: completed}\n"
+)
+
+
+def test_folder_expansion_takes_the_scenarios_not_the_profiles() -> None:
+    from charger_sim.cli.run import expand
+
+    found = expand([str(SC)])
+    assert found and all(p.parent == SC and p.suffix == ".yaml" for p in found)
+    assert not any(p.parent.name in ("vehicles", "chargers") for p in found)
+
+
+def test_quoted_globs_and_names_are_expanded_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from charger_sim.cli.run import expand
+
+    gbt = expand([str(SC / "gbt_*.yaml")])
+    assert gbt and all(p.name.startswith("gbt_") for p in gbt) and gbt == sorted(gbt)
+    assert expand([str(SC / "gbt_*.yaml"), str(SC / "gbt_basic.yaml")]) == gbt  # named twice, run once
+    monkeypatch.chdir(tmp_path)  # shipped scenarios by pattern, from any folder
+    assert [p.name for p in expand(["scenarios/gbt_*.yaml"])] == [p.name for p in gbt]
+    assert [p.name for p in expand(["chademo_no_perm*"])] == ["chademo_no_permission.yaml"]
+    code, out = cli("run", "nothing_like_this_*.yaml")
+    assert code == ExitCode.SCENARIO and "no scenario file matches" in out
+
+
+def test_suite_prints_one_table_and_fails_on_a_mismatch(tmp_path: Path) -> None:
+    (tmp_path / "wrong.yaml").write_text(WRONG)
+    code, out = cli(
+        "run",
+        str(SC / "chademo_no_permission.yaml"),
+        str(SC / "gbt_incompatible.yaml"),
+        str(tmp_path / "wrong.yaml"),
+    )
+    assert code == ExitCode.VERDICT_FAILED
+    assert "Scenario results: 2 of 3 as expected" in out
+    assert out.count("Stage timeline") == 0 and out.count("Summary") == 0  # compact: no per-scenario reports
+    for stem in ("chademo_no_permission", "gbt_incompatible", "wrong"):
+        assert stem in out
+    assert "battery_incompatible" in out and "no_permission" in out
+    assert "wrong: FAIL stopped at negotiation (step 4: parameter negotiation)" in out
+    assert "1 of 3 scenarios failed" in out
+
+
+def test_suite_reports_json_junit_html(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    (tmp_path / "wrong.yaml").write_text(WRONG)
+    j, x, h = tmp_path / "r.json", tmp_path / "r.xml", tmp_path / "r.html"
+    code, out = cli(
+        "run", str(SC / "chademo_no_permission.yaml"), str(tmp_path / "wrong.yaml"), "--seed", "9",
+        "--json", str(j), "--junit", str(x), "--html", str(h),
+    )
+    assert code == ExitCode.VERDICT_FAILED
+    data = json.loads(j.read_text())
+    assert data["seeds"] == [9, 9] and data["overrides"]["seed"] == 9
+    assert {"charger-sim", "python", "cantools", "python-can", "transitions"} <= set(data["versions"])
+    assert [r["passed"] for r in data["results"]] == [True, False]
+    assert data["results"][1]["reproduce"].endswith("wrong.yaml --seed 9")
+    root = ET.parse(x).getroot()
+    assert (root.get("tests"), root.get("failures")) == ("2", "1")
+    page = h.read_text()
+    assert page.count('<details class="scenario"') == 2 and "wrong &lt;expectation&gt;" in page
+    assert f"html report written to {h}" in out
+
+
+def test_a_report_on_stdout_is_the_whole_of_stdout() -> None:
+    code, out = cli("run", str(SC / "chademo_no_permission.yaml"), "--json", "-")
+    assert code == ExitCode.OK
+    assert json.loads(out)["results"][0]["stop_reason"] == "no_permission"
+    code, out = cli("run", str(SC / "chademo_no_permission.yaml"), "--junit", "-")
+    assert code == ExitCode.OK and out.startswith("<?xml") and "Stage timeline" not in out
+    code, out = cli("run", str(SC / "chademo_no_permission.yaml"), "--junit", "-", "--html", "-")
+    assert code == ExitCode.USAGE and "stdout" in out
+
+
+def test_an_unwritable_report_is_a_usage_error(tmp_path: Path) -> None:
+    code, out = cli("run", str(SC / "chademo_no_permission.yaml"), "--html", str(tmp_path / "no" / "r.html"))
+    assert code == ExitCode.USAGE and "--html" in out and "cannot write" in out

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from ..protocols.base import HANDSHAKE_STEPS, Snapshot
+from ..report.meta import clock_text, duration_text
 from ..session.result import SessionResult
 
 
@@ -77,7 +79,7 @@ def summary(result: SessionResult) -> Table:
     return table
 
 
-def verdict(result: SessionResult) -> RenderableType:
+def verdict(result: SessionResult) -> Text:
     where = f"{result.stage} (step {result.step}: {HANDSHAKE_STEPS.get(result.step, '?')})"
     if result.outcome == "completed":
         what = f"completed: {result.cause}"
@@ -104,33 +106,122 @@ def session_report(result: SessionResult, *, show_timeline: bool = True) -> Rend
     return Group(Text(title, style="bold"), *parts)
 
 
-def suite_table(results: Sequence[SessionResult]) -> Table:
-    table = Table(title="Scenario results", title_justify="left")
-    for col, just in (
-        ("scenario", "left"),
-        ("protocol", "left"),
-        ("outcome", "left"),
-        ("stage reached", "left"),
-        ("step", "right"),
-        ("stop reason", "left"),
-        ("duration s", "right"),
-        ("energy kWh", "right"),
-        ("verdict", "left"),
-    ):
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
-    for r in results:
-        table.add_row(
-            r.scenario,
-            r.protocol,
-            r.outcome,
-            r.stage,
-            str(r.step),
-            r.reason,
-            f"{r.duration:.1f}",
-            f"{r.energy_kwh:.2f}",
-            Text("PASS", style="green") if r.passed else Text("FAIL", style="red"),
-        )
+def _suite_rows(r: SessionResult) -> dict[str, str]:
+    return {
+        "scenario": r.file_stem,
+        "name": r.scenario,
+        "protocol": r.protocol,
+        "outcome": r.outcome,
+        "stage reached": r.stage,
+        "step": "" if r.failed_step is None else str(r.failed_step),
+        "stop reason": r.reason,
+        "duration": clock_text(r.duration),
+        "kWh": f"{r.energy_kwh:.2f}",
+        "verdict": "PASS" if r.passed else "FAIL",
+    }
+
+
+_RIGHT = frozenset({"step", "duration", "kWh"})
+
+
+def _width(columns: Sequence[str], rows: Sequence[dict[str, str]]) -> int:
+    """Characters a one-line-per-scenario table needs (two spaces between columns)."""
+    return sum(max(len(c), *(len(r[c]) for r in rows)) for c in columns) + 2 * (len(columns) - 1)
+
+
+def _two_line_widths(rows: Sequence[dict[str, str]], width: int) -> list[int]:
+    """Column widths (padding included) of the two-line layout that fit ``width``: the verdict and the
+    figures never fold, the text columns share the rest."""
+
+    def longest(*keys: str) -> int:
+        return max([len(r[k]) for r in rows for k in keys] or [1])
+
+    figures = max(8, longest("duration", "kWh"))
+    stage = min(max(13, longest("stage reached")), 16)
+    outcome = min(max(11, longest("outcome", "stop reason")), 22)
+    room = width - 4 - figures - 5 * 1 - 4  # verdict, figures, right padding of 5 columns, 4 dividers
+    scenario = max(12, min(longest("scenario", "protocol"), room - stage - outcome))
+    spare = room - scenario - stage - outcome
+    if spare < 0:  # very narrow: the text columns share what is left
+        outcome = max(8, outcome + spare // 2)
+        stage = max(8, room - scenario - outcome)
+    return [size + 1 for size in (4, scenario, outcome, stage, figures)]
+
+
+def suite_table(results: Sequence[SessionResult], *, width: int = 200) -> Table:
+    """One row per scenario: what happened, where a failed session stopped, and the verdict.
+
+    The scenario is its file name (what ``charger-sim run`` takes).  When one line per scenario fits
+    ``width`` the table has a column per item (plus the scenario's name if that fits too); on a
+    narrow terminal each row takes two lines (protocol, stop reason and step under their headings).
+    """
+    passed = sum(1 for r in results if r.passed)
+    rows = [_suite_rows(r) for r in results]
+    flat = ["scenario", "protocol", "outcome", "stage reached", "step", "stop reason", "duration", "kWh",
+            "verdict"]
+    two_line = bool(rows) and _width(flat, rows) > width
+    if not two_line and _width(["name", *flat], rows) <= width:
+        flat.insert(1, "name")
+    table = Table(
+        title=f"Scenario results: {passed} of {len(results)} as expected",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1, 0, 0),
+        show_lines=two_line,
+    )
+    if two_line:
+        for col, just, size in zip(
+            ("", "scenario\nprotocol", "outcome\nstop reason", "stage reached\nstep", "duration\nkWh"),
+            ("left", "left", "left", "left", "right"),
+            _two_line_widths(rows, width),
+            strict=True,
+        ):
+            table.add_column(col, justify=just, overflow="fold", width=size)  # type: ignore[arg-type]
+    else:
+        for col in flat:
+            table.add_column(col, justify="right" if col in _RIGHT else "left", overflow="fold",
+                             no_wrap=col not in ("name", "stage reached", "stop reason", "scenario"))
+    for r, row in zip(results, rows, strict=True):
+        outcome = Text(row["outcome"], style="green" if r.outcome == "completed" else "yellow")
+        verdict_cell = Text(row["verdict"], style="bold green" if r.passed else "bold red")
+        if two_line:
+            step = f"step {row['step']}" if row["step"] else ""
+            table.add_row(
+                verdict_cell,
+                Text.assemble(row["scenario"], "\n", Text(row["protocol"], style="dim")),
+                Text.assemble(outcome, "\n", Text(row["stop reason"], style="dim")),
+                Text.assemble(row["stage reached"], "\n", Text(step, style="dim")),
+                Text.assemble(row["duration"], "\n", Text(row["kWh"], style="dim")),
+            )
+            continue
+        cells: list[RenderableType] = []
+        for col in flat:
+            cells.append(outcome if col == "outcome" else verdict_cell if col == "verdict" else row[col])
+        table.add_row(*cells)
     return table
+
+
+def suite_failures(results: Sequence[SessionResult]) -> list[RenderableType]:
+    """The verdict of every scenario whose outcome differed from its expectation."""
+    return [
+        Text.assemble(Text(f"{r.file_stem}: ", style="bold"), verdict(r))
+        for r in results
+        if not r.passed
+    ]
+
+
+def suite_totals(results: Sequence[SessionResult], wall: float) -> Text:
+    failed = sum(1 for r in results if not r.passed)
+    session = sum(r.duration for r in results)
+    head = (
+        Text(f"{len(results)} scenarios passed", style="bold green")
+        if not failed
+        else Text(f"{failed} of {len(results)} scenarios failed", style="bold red")
+    )
+    return Text.assemble(
+        head, f" — {duration_text(session)} of session time in {wall:.1f} s wall time"
+    )
 
 
 def live_view(title: str, charger: Snapshot, vehicle: Snapshot, elapsed: float) -> RenderableType:

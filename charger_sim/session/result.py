@@ -64,6 +64,9 @@ class SessionResult:
     versions: dict[str, str] = field(default_factory=dict)
     cadence: list[Any] = field(default_factory=list)  # drivers.realtime.Cadence rows (real-time runs)
     bus_events: list[str] = field(default_factory=list)  # error frames seen (real-time runs)
+    # (session time, description) of each injected fault as it fired; filled by the session when it
+    # records them (reports mark them on the curves), empty otherwise
+    fault_times: list[tuple[float, str]] = field(default_factory=list)
 
     @property
     def failed_step(self) -> int | None:
@@ -73,9 +76,21 @@ class SessionResult:
     def step_name(self) -> str:
         return HANDSHAKE_STEPS.get(self.step, "")
 
+    @property
+    def file_stem(self) -> str:
+        """The scenario's file name without folder and extension (what ``charger-sim run`` takes)."""
+        name = self.path.replace("\\", "/").rsplit("/", 1)[-1]
+        for suffix in (".yaml", ".yml"):
+            if name.endswith(suffix):
+                return name[: -len(suffix)]
+        return name or self.scenario
+
     def to_dict(self) -> dict[str, object]:
+        """JSON-ready report of the session (keys are stable; ``wall_seconds`` is the only one that
+        differs between two runs of the same scenario, seed and versions)."""
         return {
             "name": self.scenario,
+            "file": self.file_stem,
             "protocol": self.protocol,
             "path": self.path,
             "seed": self.seed,
@@ -84,6 +99,7 @@ class SessionResult:
             "passed": self.passed,
             "mismatches": self.mismatches,
             "stage": self.stage,
+            "step": self.step,
             "failed_step": self.failed_step,
             "step_name": self.step_name,
             "stop_reason": self.reason,
@@ -99,6 +115,7 @@ class SessionResult:
             "frames_received": self.frames_received,
             "frames_dropped": self.frames_dropped,
             "faults_injected": self.faults,
+            "faults_fired": [{"time": round(t, 3), "fault": what} for t, what in self.fault_times],
             "charger_faults": self.charger_faults,
             "timeline": [
                 {
@@ -111,4 +128,5 @@ class SessionResult:
                 for e in self.timeline
             ],
             "versions": self.versions,
+            "wall_seconds": round(self.wall_seconds, 3),
         }
