@@ -8,18 +8,22 @@
 # mounted read-write at the same path, so CMD uses exactly the host's python, venv and pytest.
 # Boot + run + shutdown takes ~2-3 s; Python starts a few times slower inside.
 #
-# Usage:  bash .ci/vcan_uml.sh [--setup] [--] CMD [ARGS...]
-#         bash .ci/vcan_uml.sh python -m pytest -m socketcan     (what .ci/run does)
+# Usage:  bash .ci/vcan_uml.sh [--setup | --check] [--] CMD [ARGS...]
+#         bash .ci/vcan_uml.sh python -m pytest -m socketcan
 #   --setup  only install what is needed (as root: apt-get install user-mode-linux busybox-static)
+#   --check  only say whether everything is installed (exit 0) or not (125); installs nothing
+# (python -m pytest runs the socketcan tier through this script when there is no vcan0: tests/conftest.py)
 # Exit:   CMD's exit status; 124 = timed out; 125 = UML/setup failure.
 # Env:    VCAN_VM_IFACES  (default "vcan0")   VCAN_VM_TIMEOUT (s, default 900)
 #         VCAN_VM_MEM     (MiB, default 1024) VCAN_VM_VERBOSE=1 shows kernel messages
 # Inside, the command runs as root (so tests may 'ip link set vcan0 down'); CHARGER_SIM_VCAN_VM=uml
 # is set so tests can tell where they run.
 set -euo pipefail
-SETUP_ONLY=0
-while [[ $# -gt 0 ]]; do case $1 in --setup) SETUP_ONLY=1; shift;; --) shift; break;; *) break;; esac; done
-[[ $SETUP_ONLY = 1 || $# -gt 0 ]] || { sed -n '2,19p' "$0"; exit 125; }
+SETUP_ONLY=0; CHECK_ONLY=0
+while [[ $# -gt 0 ]]; do
+  case $1 in --setup) SETUP_ONLY=1; shift;; --check) CHECK_ONLY=1; shift;; --) shift; break;; *) break;; esac
+done
+[[ $SETUP_ONLY = 1 || $CHECK_ONLY = 1 || $# -gt 0 ]] || { sed -n '2,21p' "$0"; exit 125; }
 IFACES=${VCAN_VM_IFACES:-vcan0}; TMO=${VCAN_VM_TIMEOUT:-900}; MEM=${VCAN_VM_MEM:-1024}
 log() { echo "vcan_uml: $*" >&2; }
 die() { log "$*"; exit 125; }
@@ -28,6 +32,7 @@ need=()
 command -v linux.uml >/dev/null || need+=(user-mode-linux)
 [[ -x /bin/busybox ]] || need+=(busybox-static)
 if ((${#need[@]})); then
+  [[ $CHECK_ONLY = 1 ]] && die "not installed: ${need[*]} (as root: bash $0 --setup)"
   [[ $(id -u) = 0 ]] || die "please install: ${need[*]}"
   log "installing ${need[*]}"; export DEBIAN_FRONTEND=noninteractive
   { apt-get install -y -q --no-install-recommends "${need[@]}" ||
@@ -37,6 +42,7 @@ fi
 KVER=$(linux.uml --version 2>/dev/null | tail -1 | tr -d '[:space:]')
 MODS=/usr/lib/uml/modules/$KVER/kernel
 [[ -f $MODS/drivers/net/can/vcan.ko ]] || die "no vcan.ko under $MODS"
+[[ $CHECK_ONLY = 1 ]] && exit 0
 [[ $SETUP_ONLY = 1 ]] && { log "ready (UML $KVER)"; exit 0; }
 
 IO=$(mktemp -d "${TMPDIR:-/tmp}/vcan-uml-io.XXXXXX"); trap 'rm -rf "$IO"' EXIT

@@ -7,8 +7,10 @@ from __future__ import annotations
 import heapq
 import itertools
 import os
+import re
 import selectors
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -51,6 +53,68 @@ expect:
 LONG_CHADEMO = FAST_CHADEMO.replace("soc: 79.99", "soc: 30").replace("name: short", "name: long")
 
 
+# A short GB/T session: insulation test ~5.6 s (the IMD settles 5 s), ~1.5 s of charging, ~2 s of stop
+# (the bms role ends 2 s after the charger's CSD).
+FAST_GBT = """\
+name: short GB/T session
+protocol: gbt
+seed: 3
+time_limit: 120
+charger:
+  insulation_test_voltage: 100
+vehicle:
+  pack: {chemistry: lfp, series: 60, parallel: 1, cell_capacity_ah: 100, max_charge_current_a: 200}
+  soc: 79.995
+  target_soc: 80
+  bro_delay: 0.3
+expect:
+  outcome: completed
+"""
+
+# A short CCS session: cable check ~2.5 s, pre-charge ~1.5 s, ~2 s of current demand, ~1.5 s of stop.
+FAST_CCS = """\
+name: short CCS session
+protocol: ccs
+seed: 3
+time_limit: 120
+charger:
+  authorization_delay: 0.2
+  cable_check_voltage: 200
+vehicle:
+  pack: {chemistry: nmc, series: 48, parallel: 2, cell_capacity_ah: 56.3, max_charge_current_a: 125}
+  soc: 79.995
+  target_soc: 80
+  link_delay: 0.5
+expect:
+  outcome: completed
+"""
+
+FAST = {"chademo": FAST_CHADEMO, "gbt": FAST_GBT, "ccs": FAST_CCS}
+# Same, charging for minutes (to be interrupted)
+LONG = {
+    p: re.sub(r"soc: 79\.99\d*", "soc: 30", t).replace("name: short", "name: long") for p, t in FAST.items()
+}
+
+
+CYCLIC = {  # protocol -> (a vehicle frame, its period in ms, a charger frame, its period in ms)
+    "chademo": (0x102, 100.0, 0x109, 100.0),
+    "gbt": (0x181056F4, 50.0, 0x1812F456, 50.0),  # BCL, CCS
+    "ccs": (0x510, 100.0, 0x500, 100.0),  # EvStatus, EvseStatus
+}
+LOGGED = {  # protocol -> frames both logs must hold (GB/T: BCL, CCS, BST, CST, BSD, CSD)
+    "chademo": {0x100, 0x101, 0x102, 0x108, 0x109},
+    "gbt": {
+        0x181056F4,
+        0x1812F456,
+        0x101956F4,
+        0x101AF456,
+        0x181C56F4,
+        0x181DF456,
+    },  # BCL CCS BST CST BSD CSD
+    "ccs": {0x500, 0x501, 0x502, 0x503, 0x510, 0x511, 0x512, 0x513},
+}
+
+
 def write(tmp_path: Path, text: str, name: str = "scenario.yaml") -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
@@ -59,10 +123,14 @@ def write(tmp_path: Path, text: str, name: str = "scenario.yaml") -> Path:
 
 # ---- two single-role sessions wired together in simulated time -------------------------------------
 def run_pair(
-    charger_sc: Scenario, vehicle_sc: Scenario, until: float = 300.0
+    charger_sc: Scenario,
+    vehicle_sc: Scenario,
+    until: float = 300.0,
+    interrupt: tuple[Role, float] | None = None,
 ) -> tuple[SessionResult, SessionResult, LoneSession, LoneSession]:
     """The ``charger`` and ``bms`` roles against each other on an in-memory wire, each with its own
-    harness (so every line the other side drives is inferred by its peer plant, as on a real bus)."""
+    harness (so every line the other side drives is inferred by its peer plant, as on a real bus).
+    ``interrupt=(role, t)``: that side gets a Ctrl-C (``request_stop(t, "interrupted")``) at ``t``."""
     a = LoneSession(charger_sc, Role.CHARGER)
     b = LoneSession(vehicle_sc, Role.VEHICLE)
     sessions = (a, b)
@@ -88,9 +156,14 @@ def run_pair(
         ]
         if pending:
             cands.append(pending[0][0])
+        if interrupt is not None:
+            cands.append(interrupt[1])
         now = max(now, min(cands))
         if now > until:
             break
+        if interrupt is not None and now >= interrupt[1]:
+            sessions[0 if interrupt[0] is Role.CHARGER else 1].request_stop(now, "interrupted")
+            interrupt = None
         while pending and pending[0][0] <= now:
             _, _, dest, frame = heapq.heappop(pending)
             s = sessions[dest]
@@ -251,6 +324,54 @@ def assert_stop_sequence(messages: list[can.Message], *, charged: bool) -> None:
     assert not last_status & 0x04, "connector still locked at the end"
 
 
+def _names(messages: list[can.Message], dbc: str) -> list[tuple[str, dict[str, Any]]]:
+    """(message name, decoded values) of every single-frame DBC message in ``messages``, in order."""
+    from charger_sim.codec import load_dbc
+
+    codec = load_dbc(dbc)
+    out = []
+    for m in messages:
+        mc = codec.by_id(m.arbitration_id, bool(m.is_extended_id))
+        if mc is not None and not m.is_error_frame:
+            out.append((mc.name, mc.decode(bytes(m.data), allow_truncated=True)))
+    return out
+
+
+def assert_gbt_stop_sequence(messages: list[can.Message]) -> None:
+    """GB/T end phase (§6 steps 9-10): CCS with current, then BST and CST (no CCS after them), BSD,
+    then CSD last; the last CCS before the stop carries the charger's output."""
+    seq = _names(messages, "gbt27930")
+    names = [n for n, _ in seq]
+    assert "CCS" in names and any(-float(v["OutputCurrent"]) > 0 for n, v in seq if n == "CCS"), names[:40]
+    first_stop = min(names.index("CST"), names.index("BST"))
+    assert "CCS" not in names[first_stop:], "CCS after the stop began"
+    assert names.index("BSD") > first_stop and "CSD" in names[names.index("BSD") :]
+    assert names[-1] in ("CSD", "BSD"), names[-10:]
+
+
+def assert_ccs_stop_sequence(messages: list[can.Message]) -> None:
+    """CCS (DIN 70121) end: current demand with current, then PowerDelivery(stop) 12, welding
+    detection 13, session stop 14, unlock 15 and done 16 in EvseStage; the EV's contactors close and
+    open again; the output current ends at 0."""
+    seq = _names(messages, "ccs")
+    stages = [int(v["EvseStage"]) for n, v in seq if n == "EvseStatus"]
+    walk = [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s]
+    assert walk[-6:] == [11, 12, 13, 14, 15, 16], walk
+    currents = [float(v["EvsePresentCurrent"]) for n, v in seq if n == "EvsePresentValues"]
+    assert max(currents) > 0 and currents[-1] == 0, currents[-5:]
+    contactors = [int(v["EvContactorState"]) for n, v in seq if n == "EvStatus"]
+    assert 1 in contactors and contactors[-1] == 0, contactors[-5:]
+
+
+def assert_stop_sequence_of(protocol: str, messages: list[can.Message]) -> None:
+    if protocol == "chademo":
+        assert_stop_sequence(messages, charged=True)
+    elif protocol == "gbt":
+        assert_gbt_stop_sequence(messages)
+    else:
+        assert_ccs_stop_sequence(messages)
+
+
 # ---- a third listener on a real bus, and the report lines it produces ----------------------------------
 REPORT: list[str] = []  # printed in pytest's terminal summary (tests/conftest.py)
 
@@ -291,6 +412,7 @@ def received_cadence(messages: list[can.Message], frame_id: int, nominal: float 
     return {
         "count": float(len(stamps)),
         "mean_ms": 1000 * sum(periods) / len(periods),
+        "median_ms": 1000 * statistics.median(periods),
         "p99_ms": errors[min(len(errors) - 1, int(0.99 * len(errors)))],
         "max_ms": errors[-1],
         "late": float(sum(1 for p in periods if p > nominal * 1.1)),

@@ -1,8 +1,9 @@
 """SocketCAN tier: real processes on a real kernel vcan0 (``python -m pytest -m socketcan``).
 
-On machines whose kernel has no CAN support, ``.ci/run`` runs this tier inside User-Mode Linux:
-``bash .ci/vcan_uml.sh python -m pytest -m socketcan``.  Real-time tests: they assert outcomes, not
-timings; the cadence measured on the receiving side is reported in the terminal summary.
+On a machine whose kernel has no vcan0, ``python -m pytest`` runs these tests inside User-Mode Linux
+through ``.ci/vcan_uml.sh`` when its kernel is installed, and skips them otherwise (``conftest.py``).
+Real-time tests: they assert outcomes, not timings; the cadence measured on the receiving side is
+reported in the terminal summary ("measured").
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -20,15 +20,16 @@ import pytest
 
 from charger_sim.codec import load_dbc
 from charger_sim.drivers.canbus import open_bus, protocol_filters
-from charger_sim.plant import peer
 from charger_sim.protocols import registry
-from charger_sim.protocols.base import Role
 from tests.buses import (
-    FAST_CHADEMO,
+    CYCLIC,
+    FAST,
+    LOGGED,
     LONG_CHADEMO,
     REPORT,
     BusRecorder,
     assert_stop_sequence,
+    assert_stop_sequence_of,
     cli_process,
     finish,
     interrupt,
@@ -39,39 +40,8 @@ from tests.buses import (
 )
 
 CHANNEL = os.environ.get("CHARGER_SIM_VCAN", "vcan0")
-
-
-def _vcan_available() -> bool:
-    try:  # the interface exists and is up (IFF_UP)
-        if not int(Path(f"/sys/class/net/{CHANNEL}/flags").read_text(), 16) & 0x1:
-            return False
-    except (OSError, ValueError):
-        return False
-    if not hasattr(socket, "AF_CAN"):
-        return False
-    try:
-        with socket.socket(socket.AF_CAN, socket.SOCK_RAW, socket.CAN_RAW) as s:
-            s.bind((CHANNEL,))
-    except OSError:
-        return False
-    return True
-
-
-def _skip_reason() -> str:
-    kernel = (
-        "User-Mode Linux is installed"
-        if shutil.which("linux.uml")
-        else "the script installs Debian's user-mode-linux when run as root"
-    )
-    return (
-        f"no SocketCAN {CHANNEL} here (this kernel has no AF_CAN/vcan, or {CHANNEL} is not up); "
-        f"run this tier in a throw-away kernel with it: bash .ci/vcan_uml.sh python -m pytest -m socketcan "
-        f"({kernel})"
-    )
-
-
-VCAN = _vcan_available()
-pytestmark = [pytest.mark.socketcan, pytest.mark.skipif(not VCAN, reason=_skip_reason())]
+# where the tier runs (here, in User-Mode Linux through .ci/vcan_uml.sh, or skipped): tests/conftest.py
+pytestmark = [pytest.mark.socketcan]
 BUS = ["-i", "socketcan", "-c", CHANNEL]
 
 
@@ -80,29 +50,49 @@ def error_frame(error_class: int) -> can.Message:
     return can.Message(arbitration_id=error_class, is_error_frame=True, is_extended_id=False, data=bytes(8))
 
 
+def bms_on_the_bus(bms: subprocess.Popen[str], protocol: str = "chademo", timeout: float = 60.0) -> None:
+    """Wait until the simulated BMS sends (CHAdeMO, CCS: it talks first), so that the charger started
+    next does not give up on a BMS still starting up (Python starts slowly in User-Mode Linux; the
+    CHAdeMO charger waits only T1 = 8 s).  A GB/T BMS sleeps until it hears the charger: no wait."""
+    if protocol == "gbt":
+        return
+    vehicle_id = CYCLIC[protocol][0]
+    with can.Bus(interface="socketcan", channel=CHANNEL) as bus:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and bms.poll() is None:
+            msg = bus.recv(0.2)
+            if msg is not None and msg.arbitration_id == vehicle_id:
+                return
+    if bms.poll() is None:
+        bms.kill()
+    out, err = bms.communicate(timeout=5)
+    raise AssertionError(f"the BMS sent nothing within {timeout:g} s:\n{err}\n{out[-2000:]}")
+
+
 def _root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("ip") is not None
 
 
-def _report_cadence(label: str, messages: list[can.Message], ids: tuple[int, ...]) -> None:
+def _report_cadence(
+    label: str, messages: list[can.Message], ids: tuple[int, ...], nominal_ms: float = 100.0
+) -> None:
     for fid in ids:
-        c = received_cadence(messages, fid)
+        c = received_cadence(messages, fid, nominal_ms / 1000.0)
         REPORT.append(
             f"{label}: 0x{fid:03X} received on {CHANNEL}: {c['count']:.0f} frames, mean period "
-            f"{c['mean_ms']:.2f} ms (100 ms nominal), p99 |error| {c['p99_ms']:.2f} ms, "
-            f"max {c['max_ms']:.2f} ms, late (>110 ms) {c['late']:.0f}"
+            f"{c['mean_ms']:.2f} ms ({nominal_ms:g} ms nominal), median {c['median_ms']:.2f} ms, "
+            f"p99 |error| {c['p99_ms']:.2f} ms, max {c['max_ms']:.2f} ms, "
+            f"late (>{1.1 * nominal_ms:g} ms) {c['late']:.0f}"
         )
-        assert 90.0 < c["mean_ms"] < 110.0, c  # loose: the figures are reported, not judged
+        # loose, the figures are reported, not judged: the median catches a wrong period, and one
+        # stall of the guest's single CPU cannot move it (it can move the mean of 30 GB/T frames)
+        assert 0.9 * nominal_ms < c["median_ms"] < 1.1 * nominal_ms, c
 
 
 # ---- two processes ------------------------------------------------------------------------------
 @pytest.mark.parametrize("protocol", registry.names())
 def test_two_processes_complete_a_session(protocol: str, tmp_path: Path) -> None:
-    if not (peer.supported(protocol, Role.CHARGER) and peer.supported(protocol, Role.VEHICLE)):
-        pytest.skip(f"no peer plant for {protocol} yet: its charger/bms roles cannot run alone")
-    if protocol != "chademo":
-        pytest.skip(f"no short two-process scenario for {protocol} yet")
-    scenario = write(tmp_path, FAST_CHADEMO)
+    scenario = write(tmp_path, FAST[protocol])
     recorder = BusRecorder("socketcan", CHANNEL)
     try:
         # the BMS takes its bus from python-can's configuration (environment), the charger from flags
@@ -111,6 +101,7 @@ def test_two_processes_complete_a_session(protocol: str, tmp_path: Path) -> None
             "bms", "--vehicle", str(scenario), "--log", str(tmp_path / "bms.asc"),
             "--json", str(tmp_path / "bms.json"), env=env,
         )  # fmt: skip
+        bms_on_the_bus(bms, protocol)
         charger = cli_process(
             "charger", *BUS, "--protocol", protocol, "--config", str(scenario),
             "--log", str(tmp_path / "charger.log"), "--json", str(tmp_path / "charger.json"),
@@ -127,10 +118,13 @@ def test_two_processes_complete_a_session(protocol: str, tmp_path: Path) -> None
     assert "Cadence of the cyclic frames" in c_out and "received" in c_out and "sent" in b_out
     charger_log, bms_log = read_log(tmp_path / "charger.log"), read_log(tmp_path / "bms.asc")
     for msgs in (charger_log, bms_log):
-        assert {0x100, 0x101, 0x102, 0x108, 0x109} <= {m.arbitration_id for m in msgs}
-    assert_stop_sequence(charger_log, charged=True)
-    assert_stop_sequence(on_bus, charged=True)  # as a third node saw it on the wire
-    _report_cadence("two processes", on_bus, (0x102, 0x109))
+        assert LOGGED[protocol] <= {m.arbitration_id for m in msgs}
+    assert_stop_sequence_of(protocol, charger_log)
+    assert_stop_sequence_of(protocol, on_bus)  # as a third node saw it on the wire
+    vehicle_id, vehicle_ms, charger_id, charger_ms = CYCLIC[protocol]
+    label = f"two processes, {protocol}"
+    _report_cadence(label, on_bus, (vehicle_id,), vehicle_ms)
+    _report_cadence(label, on_bus, (charger_id,), charger_ms)
 
 
 # ---- kernel filters --------------------------------------------------------------------------------
@@ -167,6 +161,7 @@ def test_kernel_filters_pass_only_the_peer_ids_and_error_frames() -> None:
 def test_ctrl_c_on_the_charger_role_mid_charge(tmp_path: Path) -> None:
     scenario = write(tmp_path, LONG_CHADEMO)
     bms = cli_process("bms", *BUS, "--vehicle", str(scenario), "--log", str(tmp_path / "bms.asc"))
+    bms_on_the_bus(bms)
     charger = cli_process("-vv", "charger", *BUS, "--config", str(scenario), "--log", str(tmp_path / "c.asc"))
     try:
         wait_for_line(charger, "-> charging", timeout=60)
@@ -211,6 +206,7 @@ def restore_vcan() -> object:
 def test_interface_down_mid_session_is_a_safe_stop(tmp_path: Path, restore_vcan: object) -> None:
     scenario = write(tmp_path, LONG_CHADEMO)
     bms = cli_process("bms", *BUS, "--vehicle", str(scenario), "--log", str(tmp_path / "bms.asc"))
+    bms_on_the_bus(bms)
     charger = cli_process("-vv", "charger", *BUS, "--config", str(scenario), "--log", str(tmp_path / "c.log"))
     try:
         wait_for_line(charger, "-> charging", timeout=60)
@@ -235,6 +231,7 @@ def test_interface_down_mid_session_is_a_safe_stop(tmp_path: Path, restore_vcan:
 def test_bus_off_error_frame_is_a_safe_stop(tmp_path: Path) -> None:
     scenario = write(tmp_path, LONG_CHADEMO)
     bms = cli_process("bms", *BUS, "--vehicle", str(scenario))
+    bms_on_the_bus(bms)
     charger = cli_process("-vv", "charger", *BUS, "--config", str(scenario), "--log", str(tmp_path / "c.asc"))
     try:
         wait_for_line(charger, "-> charging", timeout=60)

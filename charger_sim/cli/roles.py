@@ -3,8 +3,8 @@
 ``charger`` plays the charger against a real vehicle/BMS (what a BMS engineer points at a real BMS);
 ``bms`` plays the simulated vehicle against a real charger (what a station engineer points at a real
 charger).  Run one of each in two terminals on the same bus for a complete two-process session.
-The peer's hardware lines cannot be seen on the bus; :mod:`charger_sim.plant.peer` says how they
-are inferred.
+The peer's hardware lines cannot be seen on the bus; :mod:`charger_sim.plant.peer` (CHAdeMO),
+:mod:`~charger_sim.plant.peer_gbt` and :mod:`~charger_sim.plant.peer_ccs` say how they are inferred.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def add_parser(sub: Any) -> None:
         description="Play the simulated vehicle (BMS and battery) in real time against a real charger "
         "(or a 'charger-sim charger' in another process) on a CAN bus. Shows the live view, obeys "
         "python-can's bus flags and configuration, records with --log; Ctrl-C makes the vehicle "
-        "end charging (102.5.0 -> 0) and waits for the charger to wind down.",
+        "end charging (CHAdeMO 102.5.0 -> 0, GB/T BST, CCS PowerDelivery(stop)) and waits for the "
+        "charger to wind down.",
     )
 
 

@@ -6,6 +6,9 @@ the peer is a real device on the bus, none of that is observable: only its CAN f
 plant* watches the peer's frames and keeps the harness the local core reads consistent with them.
 It is sans-I/O like the cores: ``receive(frame, now)``, ``on_timer(now)``, ``next_deadline()``.
 
+This module holds the base class, the CHAdeMO plants and the registry; the GB/T and CCS plants are
+in :mod:`.peer_gbt` and :mod:`.peer_ccs`, each documenting its inferences.
+
 CHAdeMO defaults (documented in the README, "Two processes on one bus"):
 
 charger role (the peer is a real vehicle/BMS)
@@ -48,6 +51,7 @@ BLEED_DONE_V = 20.0  # V: the output bled after the test (CHAdeMO §7 step 6)
 LOCKED_D2_FALLBACK_S = 15.0  # s locked without a visible test before d2 counts as closed
 PLANT_PERIOD = 0.1  # s between pack-model steps
 STOP_CURRENT_A = 5.0  # A: current considered stopped (CHAdeMO §7 step 11)
+DEFAULT_INSULATION_OHM = 5.0e6  # vehicle + cable when the vehicle configuration has none
 
 
 class PeerPlant(abc.ABC):
@@ -85,6 +89,16 @@ class PeerPlant(abc.ABC):
     def snapshot(self) -> Snapshot:
         """The peer as seen on the bus, in the shape of the local view of that role."""
 
+    def _heard(self, now: float) -> None:
+        """A valid peer frame arrived at ``now``."""
+        self.first_heard = now if self.first_heard is None else self.first_heard
+        self.last_heard = now
+        self.frames += 1
+
+    def _silent_for(self, seconds: float, now: float) -> bool:
+        """The peer was heard, and has been silent for ``seconds`` at ``now``."""
+        return self.last_heard is not None and now + 1e-9 >= self.last_heard + seconds
+
     def _decode(self, frame: Frame, now: float) -> dict[str, Value] | None:
         msg = self.codec.by_id(frame.arbitration_id, frame.is_extended_id)
         if msg is None:
@@ -94,9 +108,7 @@ class PeerPlant(abc.ABC):
         except DecodeError:
             return None
         self.peer[frame.arbitration_id] = values
-        self.first_heard = now if self.first_heard is None else self.first_heard
-        self.last_heard = now
-        self.frames += 1
+        self._heard(now)
         return values
 
     def _v(self, frame_id: int, signal: str, default: Value = 0) -> Value:
@@ -278,17 +290,69 @@ class ChademoRealCharger(PeerPlant):
         )
 
 
-# (protocol, local role) -> factory(harness, codec, scenario) ; other protocols add theirs here.
-_PLANTS: dict[tuple[str, Role], Callable[[Harness, Codec, Battery, float], PeerPlant]] = {
-    ("chademo", Role.CHARGER): lambda h, c, battery, ohm: ChademoRealVehicle(h, c, battery, ohm),
-    ("chademo", Role.VEHICLE): lambda h, c, battery, ohm: ChademoRealCharger(h, c),
+# factory(harness, codec, battery, vehicle): ``battery`` is the pack model of the scenario's vehicle
+# section, ``vehicle`` that section's protocol configuration (insulation resistance, PP contact...)
+Factory = Callable[[Harness, Codec, Battery, object], PeerPlant]
+
+
+def insulation_of(vehicle: object) -> float:
+    """The vehicle configuration's insulation resistance (cable + vehicle), 5 MOhm by default."""
+    return float(getattr(vehicle, "insulation_resistance_ohm", DEFAULT_INSULATION_OHM))
+
+
+def _chademo_vehicle(h: Harness, c: Codec, battery: Battery, vehicle: object) -> PeerPlant:
+    return ChademoRealVehicle(h, c, battery, insulation_of(vehicle))
+
+
+def _chademo_charger(h: Harness, c: Codec, battery: Battery, vehicle: object) -> PeerPlant:
+    return ChademoRealCharger(h, c)
+
+
+def _gbt_bms(h: Harness, c: Codec, battery: Battery, vehicle: object) -> PeerPlant:
+    from .peer_gbt import GbtRealBms
+
+    return GbtRealBms(h, c, battery, insulation_of(vehicle))
+
+
+def _gbt_charger(h: Harness, c: Codec, battery: Battery, vehicle: object) -> PeerPlant:
+    from .peer_gbt import GbtRealCharger
+
+    return GbtRealCharger(h, c)
+
+
+def _ccs_vehicle(h: Harness, c: Codec, battery: Battery, vehicle: object) -> PeerPlant:
+    from .peer_ccs import CcsRealVehicle
+
+    return CcsRealVehicle(
+        h,
+        c,
+        battery,
+        insulation_of(vehicle),
+        pp_contact_ohm=float(getattr(vehicle, "pp_contact_ohm", 0.0)),
+        diode_ok=bool(getattr(vehicle, "diode_ok", True)),
+    )
+
+
+def _ccs_charger(h: Harness, c: Codec, battery: Battery, vehicle: object) -> PeerPlant:
+    from .peer_ccs import CcsRealCharger
+
+    return CcsRealCharger(h, c)
+
+
+# (protocol, local role) -> factory; the GB/T and CCS plants live in peer_gbt.py / peer_ccs.py
+# (imported when used: they import this module's base class)
+_PLANTS: dict[tuple[str, Role], Factory] = {
+    ("chademo", Role.CHARGER): _chademo_vehicle,
+    ("chademo", Role.VEHICLE): _chademo_charger,
+    ("gbt", Role.CHARGER): _gbt_bms,
+    ("gbt", Role.VEHICLE): _gbt_charger,
+    ("ccs", Role.CHARGER): _ccs_vehicle,
+    ("ccs", Role.VEHICLE): _ccs_charger,
 }
 
 
-def register(
-    protocol: str, role: Role, factory: Callable[[Harness, Codec, Battery, float], PeerPlant]
-) -> None:
-    """Add the peer plant of ``protocol`` for the local ``role`` (GB/T, CCS...)."""
+def register(protocol: str, role: Role, factory: Factory) -> None:
+    """Add (or replace) the peer plant of ``protocol`` for the local ``role``."""
     _PLANTS[(protocol, role)] = factory
 
 
@@ -297,12 +361,13 @@ def supported(protocol: str, role: Role) -> bool:
 
 
 def build(
-    protocol: str, role: Role, harness: Harness, codec: Codec, battery: Battery, insulation_ohm: float
+    protocol: str, role: Role, harness: Harness, codec: Codec, battery: Battery, vehicle: object
 ) -> PeerPlant:
+    """The peer plant for the local ``role``; ``vehicle`` is the scenario's vehicle configuration."""
     try:
         factory = _PLANTS[(protocol, role)]
     except KeyError:
         raise UsageError(
             f"the {role.value} role is not available for {protocol} yet (no model of a real peer's lines)"
         ) from None
-    return factory(harness, codec, battery, insulation_ohm)
+    return factory(harness, codec, battery, vehicle)

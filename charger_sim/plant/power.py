@@ -66,11 +66,16 @@ class PowerStage:
 
     def set_current(self, target: float, *, stopping: bool = False) -> None:
         self.mode = Mode.CURRENT
-        limit = self.spec.max_current
+        spec = self.spec
+        limit = spec.max_current
         if self.voltage > 1.0:
-            limit = min(limit, self.spec.max_power / self.voltage)
-        self.current_target = min(max(target, 0.0), limit)
-        self.slew = self.spec.stop_slew_a_per_s if stopping else self.spec.current_slew_a_per_s
+            by_power = spec.max_power / self.voltage
+            if by_power < limit:  # min(limit, by_power)
+                limit = by_power
+        if target < 0.0:  # max(target, 0.0)
+            target = 0.0
+        self.current_target = limit if limit < target else target  # min(target, limit)
+        self.slew = spec.stop_slew_a_per_s if stopping else spec.current_slew_a_per_s
 
     def reset_clock(self, now: float) -> None:
         self._t = now
@@ -86,9 +91,14 @@ class PowerStage:
             self.mode = Mode.OFF
         if dc_link is not None:
             # The battery holds the DC link; a current source pushes current into it.
-            if self.mode is Mode.CURRENT:
+            if self.mode is Mode.CURRENT:  # min(i + step, max(i - step, target)), without the calls
                 step = self.slew * dt
-                self.current = min(self.current + step, max(self.current - step, self.current_target))
+                target = self.current_target
+                low = i0 - step
+                if target > low:
+                    low = target
+                high = i0 + step
+                self.current = low if low < high else high
             else:
                 self.current = max(0.0, self.current - self.spec.stop_slew_a_per_s * dt)
             self.voltage = dc_link
@@ -107,7 +117,8 @@ class PowerStage:
                 if self.voltage < 0.05:
                     self.voltage = 0.0
         self.energy_wh += 0.5 * (v0 * i0 + self.voltage * self.current) * dt / 3600.0
-        self.peak_current = max(self.peak_current, self.current)
+        if self.current > self.peak_current:
+            self.peak_current = self.current
 
     def time_to_voltage_below(self, volts: float) -> float:
         """Seconds of bleeding (mode OFF, no battery) until the output is below ``volts``."""

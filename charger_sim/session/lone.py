@@ -46,8 +46,9 @@ class LoneSession:
             ambient_c=setup.ambient,
             seed=scenario.seed,
         )
-        insulation = float(getattr(setup.behaviour, "insulation_resistance_ohm", 5.0e6))
-        self.plant = peers.build(self.info.name, role, self.harness, self.codec, self.battery, insulation)
+        self.plant = peers.build(
+            self.info.name, role, self.harness, self.codec, self.battery, setup.behaviour
+        )
         if role is Role.CHARGER:
             self.core: Core = self.info.build_charger(scenario.charger, self.harness, self.codec)
         else:
