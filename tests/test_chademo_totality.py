@@ -340,6 +340,7 @@ VEHICLE_TABLE: dict[tuple[VStage, str], set[VStage]] = {
         {VStage.CONTACTORS_CLOSED},
         c109_fault={VStage.STOPPING, VStage.WELDING_CHECK},  # no current yet: contactors open at once
         d1_open={VStage.DONE},
+        d2_toggle={VStage.WELDING_CHECK},  # §3: the contactor coils hang on d2: they drop out (102.5.2)
         deadline={VStage.CONTACTORS_CLOSED, VStage.CHARGING, VStage.STOPPING},
         silence={VStage.CHARGING, VStage.STOPPING, VStage.WELDING_CHECK},
     ),
@@ -350,6 +351,7 @@ VEHICLE_TABLE: dict[tuple[VStage, str], set[VStage]] = {
         c109_stop={VStage.CHARGING, VStage.STOPPING},
         c109_fault={VStage.CHARGING, VStage.STOPPING},
         d1_open={VStage.DONE},
+        d2_toggle={VStage.WELDING_CHECK},  # contactors drop out under load: 102.5.2, straight to the check
         deadline={VStage.CHARGING, VStage.STOPPING},
         silence={VStage.STOPPING, VStage.WELDING_CHECK},
     ),

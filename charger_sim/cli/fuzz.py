@@ -20,7 +20,8 @@ def add_parser(sub: Any) -> None:
         help="fuzz a charger core with a hostile vehicle and check its safety invariants",
         description="Run many simulated-time sessions of a charger core against a hostile vehicle "
         "(random and mutated frames, fields out of range, floods, silence, reordering, control-line "
-        "and plant faults) and check the safety invariants after every step. The first "
+        "and plant faults; GB/T transport abuse; for GB/T and CCS the simulated vehicle core itself, "
+        "misbehaving) and check the protocol's safety invariants after every step. The first "
         "counterexample is minimised into a replayable case file. Exit 0: no violation; 1: violations.",
     )
     p.add_argument(
@@ -91,6 +92,7 @@ def _table(p: dict[str, Any]) -> Table:
         "timer_calls",
         "violations",
         "exceptions",
+        "vehicle_exceptions",
         "frames_per_s",
         "wall_seconds",
     ):

@@ -1,7 +1,9 @@
 """Hostile-vehicle fuzzing of the charger cores (``charger-sim fuzz``).
 
 :func:`run_campaign` runs many recorded sessions of a charger core against a hostile vehicle
-(:mod:`.vehicles`), checking the protocol's safety invariants (:mod:`.oracles`) after every step
+(:mod:`.vehicles`: CHAdeMO scripted; :mod:`.vehicles_gbt`, :mod:`.vehicles_ccs`: the simulated BMS /
+EVCC driven on a shadow harness by :mod:`.driven`, their output mutated), checking the protocol's
+safety invariants (:mod:`.oracles`, :mod:`.oracles_gbt`, :mod:`.oracles_ccs`) after every step
 (:mod:`.target`); the first counterexample is minimised into a replayable case file (:mod:`.script`).
 """
 

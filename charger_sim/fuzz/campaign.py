@@ -19,23 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..protocols import registry
-from .oracles import SILENCE_TO_SAFE_S, oracle_for
+from .oracles import oracle_for
 from .script import Case, Step
 from .target import Target, Violation
 from .vehicles import charger_config, hostile_for
 
 log = logging.getLogger(__name__)
-
-SESSION_LENGTHS = (
-    2.0,
-    8.0,
-    20.0,
-    20.0,
-    30.0,
-    45.0,
-    45.0,
-    90.0,
-)  # s of hostile behaviour before the final silence
 
 
 @dataclass(slots=True)
@@ -48,6 +37,7 @@ class SessionOutcome:
     seed: int
     stages: set[str]
     timer_calls: int
+    vehicle_errors: list[str] = field(default_factory=list)  # the simulated vehicle core failed
 
 
 @dataclass(slots=True)
@@ -60,6 +50,8 @@ class Report:
     timer_calls: int = 0
     violations: int = 0
     exceptions: int = 0
+    vehicle_exceptions: int = 0  # sessions whose simulated vehicle core raised (a vehicle bug)
+    first_vehicle_error: str = ""
     by_code: Counter[str] = field(default_factory=Counter)
     stages_reached: Counter[str] = field(default_factory=Counter)
     first: Case | None = None
@@ -73,6 +65,8 @@ class Report:
         self.timer_calls += other.timer_calls
         self.violations += other.violations
         self.exceptions += other.exceptions
+        self.vehicle_exceptions += other.vehicle_exceptions
+        self.first_vehicle_error = self.first_vehicle_error or other.first_vehicle_error
         self.by_code.update(other.by_code)
         self.stages_reached.update(other.stages_reached)
         if self.first is None and other.first is not None:
@@ -88,6 +82,8 @@ class Report:
             "timer_calls": self.timer_calls,
             "violations": self.violations,
             "exceptions": self.exceptions,
+            "vehicle_exceptions": self.vehicle_exceptions,
+            "first_vehicle_error": self.first_vehicle_error or None,
             "violations_by_invariant": dict(sorted(self.by_code.items())),
             "sessions_reaching_stage": dict(sorted(self.stages_reached.items())),
             "first_violation": self.first_violation or None,
@@ -108,7 +104,7 @@ def run_session(
     vehicle = hostile_for(target.protocol)(target, rng)
     steps: list[Step] = []
     target.start()
-    length = rng.choice(SESSION_LENGTHS)
+    length = rng.choice(vehicle.lengths)  # s of hostile behaviour before the final silence
     now = 0.0
     stages: set[str] = set()
     while now < length and not target.broken:
@@ -120,7 +116,7 @@ def run_session(
                 break
         stages.add(target.stage())
         now += vehicle.next_period()
-    end = now + SILENCE_TO_SAFE_S
+    end = now + target.oracle.silence
     target.finish(end)
     stages.add(target.stage())
     return SessionOutcome(
@@ -132,6 +128,7 @@ def run_session(
         seed,
         stages,
         target.timer_calls,
+        list(getattr(vehicle, "vehicle_errors", [])),
     )
 
 
@@ -144,7 +141,7 @@ def replay(case: Case, *, core_factory: Callable[..., Any] | None = None) -> lis
         if target.broken:
             break
     last = case.steps[-1].t if case.steps else 0.0
-    target.finish(max(case.end, target.now, last + SILENCE_TO_SAFE_S))  # the terminal check needs silence
+    target.finish(max(case.end, target.now, last + target.oracle.silence))  # the terminal check needs silence
     return target.violations
 
 
@@ -176,7 +173,7 @@ def minimise(
             if chunk == 1:
                 break
             n = min(len(steps), n * 2)
-    end = (steps[-1].t if steps else 0.0) + SILENCE_TO_SAFE_S
+    end = (steps[-1].t if steps else 0.0) + oracle_for(case.protocol).silence
     return Case(case.protocol, case.charger, steps, end, case.seed, case.violation)
 
 
@@ -192,6 +189,10 @@ def _campaign_part(args: tuple[str, int, int, int, float]) -> Report:
         report.frames += outcome.frames
         report.stages_reached.update(outcome.stages)
         report.timer_calls += outcome.timer_calls
+        if outcome.vehicle_errors:
+            report.vehicle_exceptions += 1
+            if not report.first_vehicle_error:
+                report.first_vehicle_error = f"session seed {session_seed}: {outcome.vehicle_errors[0]}"
         if outcome.violations:
             report.violations += len(outcome.violations)
             report.exceptions += sum(1 for v in outcome.violations if v.exception)

@@ -27,6 +27,7 @@ class Oracle:
     """Generic invariants (any charger core)."""
 
     name = "generic"
+    silence = SILENCE_TO_SAFE_S  # s of vehicle silence after which the charger must be safe and done
 
     def __init__(self, target: Target) -> None:
         self.t = target
@@ -221,8 +222,64 @@ class ChademoOracle(Oracle):
             self.t.violate("not_terminal", f"{stage.value} after {SILENCE_TO_SAFE_S:g} s of silence")
 
 
+# ---- shared by the protocol oracles ----------------------------------------------------------------
+class CurrentLimit:
+    """The output current against a ceiling that moves (vehicle request, vehicle and charger maxima).
+
+    The charger answers a new ceiling within ``latency`` (its regulation cycle), so the ceiling in force
+    is the highest of those set during the last ``latency`` seconds.  Above it the current may only
+    fall, at least at ``slew`` A/s (the ramp the charger uses), until it is at or below the ceiling:
+    ``check`` names the broken rule ("" when none).
+    """
+
+    def __init__(self, latency: float, slew: float, tolerance: float) -> None:
+        self.latency = latency
+        self.slew = slew
+        self.tolerance = tolerance
+        self.ceiling = 0.0
+        self.history: list[tuple[float, float]] = [(0.0, 0.0)]  # (since, ceiling), oldest first
+        self.prev_current = 0.0
+        self.over_since: float | None = None
+        self.budget = 0.0
+
+    def set(self, ceiling: float, now: float) -> None:
+        if ceiling == self.ceiling:
+            return
+        if ceiling < self.ceiling:
+            self.over_since = None  # a new, lower ceiling: a new ramp-down budget
+        self.ceiling = ceiling
+        self.history.append((now, ceiling))
+
+    def check(self, current: float, now: float) -> str:
+        history = self.history
+        while len(history) > 1 and history[1][0] + self.latency < now - EPS:
+            history.pop(0)  # superseded more than one reaction time ago
+        in_force = max(c for _, c in history)
+        prev, self.prev_current = self.prev_current, current
+        if current <= self.ceiling + self.tolerance:
+            self.over_since = None
+            return ""
+        if current > in_force + self.tolerance and current > prev + EPS:
+            return "rose"
+        if self.over_since is None:
+            self.over_since = now
+            self.budget = self.latency + (current - self.ceiling) / self.slew + self.latency
+        elif now > self.over_since + self.budget + EPS:
+            self.over_since = now  # report once per ramp
+            return "stayed"
+        return ""
+
+
 ORACLES: dict[str, type[Oracle]] = {"chademo": ChademoOracle}
 
 
 def oracle_for(protocol: str) -> type[Oracle]:
+    if protocol == "gbt":
+        from .oracles_gbt import GbtOracle
+
+        return GbtOracle
+    if protocol == "ccs":
+        from .oracles_ccs import CcsOracle
+
+        return CcsOracle
     return ORACLES.get(protocol, Oracle)

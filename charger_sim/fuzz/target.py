@@ -62,6 +62,8 @@ class Target:
         self.now = 0.0
         self.frames_in = 0  # frames delivered to the charger
         self.frames_out: list[Frame] = []  # what the charger sent (kept short: last few only)
+        # everything the charger sent since a protocol-aware vehicle last took it (None: nobody reads)
+        self.outbox: list[Frame] | None = None
         self.sent_count = 0
         self.timer_calls = 0
         self.violations: list[Violation] = []
@@ -141,6 +143,8 @@ class Target:
         if isinstance(out, list) and out:
             self.sent_count += len(out)
             self.frames_out = (self.frames_out + out)[-8:]
+            if self.outbox is not None:
+                self.outbox.extend(out)
         return out
 
     def _plant(self, name: str, value: float) -> None:

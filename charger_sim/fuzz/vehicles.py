@@ -4,7 +4,9 @@ Every frame is built from the DBC (valid values through the codec, out-of-range 
 at the raw bit level), so the attacks follow the DBC as it is.  :class:`Hostile` is protocol
 independent (random and mutated vehicle messages, floods, silence, reordering); a protocol adds a
 *cooperative* script so sessions get deep (permission, insulation test, contactors, charging) before
-the mutations hit: :class:`ChademoHostile`.  A session's mood decides how often it misbehaves.
+the mutations hit: :class:`ChademoHostile`; GB/T and CCS drive their simulated vehicle cores instead
+(:mod:`.vehicles_gbt`, :mod:`.vehicles_ccs`, on :mod:`.driven`).  A session's mood decides how often it
+misbehaves.  :func:`charger_config` draws each session's charger configuration.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ def patch_raw(data: bytes, spec: SignalSpec, raw: int) -> bytes:
 
 class Hostile:
     """A vehicle side built from the DBC only: the messages the charger does not send."""
+
+    lengths: tuple[float, ...] = (2.0, 8.0, 20.0, 20.0, 30.0, 45.0, 45.0, 90.0)  # s before the silence
 
     def __init__(self, target: Target, rng: random.Random) -> None:
         self.t = target
@@ -334,6 +338,10 @@ HOSTILES: dict[str, type[Hostile]] = {"chademo": ChademoHostile}
 
 def charger_config(protocol: str, rng: random.Random) -> dict[str, Any]:
     """Random charger configuration overrides for a session (valid for the protocol's config class)."""
+    if protocol == "gbt":
+        return _gbt_config(rng)
+    if protocol == "ccs":
+        return _ccs_config(rng)
     if protocol != "chademo" or rng.random() < 0.4:
         return {}
     cfg: dict[str, Any] = {
@@ -354,5 +362,59 @@ def charger_config(protocol: str, rng: random.Random) -> dict[str, Any]:
     return cfg
 
 
+def _gbt_config(rng: random.Random) -> dict[str, Any]:
+    if rng.random() < 0.3:
+        return {}
+    max_v = float(rng.choice((500, 750, 750, 950, rng.randint(200, 1000))))
+    cfg: dict[str, Any] = {
+        "max_voltage": max_v,
+        "min_voltage": float(min(rng.choice((50, 150, 150, 200)), max_v - 50)),
+        "max_current": float(rng.choice((80, 125, 250, 250, 400, rng.randint(1, 400)))),
+        "max_power": float(rng.choice((30_000, 60_000, 120_000, 250_000))),
+        "ccs_length": rng.choice((8, 8, 7)),
+        "tp_window": rng.choice((None, None, None, 1, 2, 7)),
+        "max_rehandshakes": rng.choice((3, 3, 0, 1)),
+    }
+    if rng.random() < 0.2:
+        cfg["cts_time"] = "2024-05-01T12:00:00"
+    if rng.random() < 0.2:
+        cfg["insulation_test_voltage"] = float(rng.randint(50, 1000))
+    if rng.random() < 0.1:
+        cfg["max_charge_time_s"] = float(rng.choice((5, 30, 120)))
+    return cfg
+
+
+def _ccs_config(rng: random.Random) -> dict[str, Any]:
+    from ..protocols.ccs.timing import REVISIONS
+
+    if rng.random() < 0.3:
+        return {}
+    max_v = float(rng.choice((500, 500, 920, 1000, rng.randint(200, 1500))))
+    cfg: dict[str, Any] = {
+        "revision": rng.choice(sorted(REVISIONS)),
+        "connector": rng.choice(("ccs2", "ccs2", "ccs1")),
+        "max_voltage": max_v,
+        "min_voltage": float(min(rng.choice((50, 150, 150, 200)), max_v - 50)),
+        "max_current": float(rng.choice((125, 200, 500, rng.randint(1, 1000)))),
+        "max_power": float(rng.choice((50_000, 150_000, 350_000))),
+        "authorization_delay": rng.choice((0.0, 1.0, 1.0, 5.0)),
+        "lock_time": rng.choice((0.1, 0.5, 0.5, 2.0)),
+        "authorize": rng.random() < 0.97,
+    }
+    if rng.random() < 0.2:
+        cfg["cable_check_voltage"] = float(rng.randint(50, 1000))
+    if rng.random() < 0.2:
+        cfg["current_regulation_tolerance"] = None
+    return cfg
+
+
 def hostile_for(protocol: str) -> type[Hostile]:
+    if protocol == "gbt":
+        from .vehicles_gbt import GbtHostile
+
+        return GbtHostile
+    if protocol == "ccs":
+        from .vehicles_ccs import CcsHostile
+
+        return CcsHostile
     return HOSTILES.get(protocol, Hostile)
