@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..codec import Value
+from ..protocols.chademo import supervision as S
 from ..protocols.chademo import timing as T
 from ..protocols.chademo.charger import _FAULT_BITS as FAULT_BITS
 from ..protocols.chademo.states import DESCRIPTION, STEP, TRANSITIONS, Stage
@@ -340,6 +341,10 @@ class ChademoObserver(VerdictMixin):
                 "the loss is between the capture point and the charger)"
             )
             return "can_timeout"
+        implausible = self._implausible() if stage is Stage.CHARGING else ""
+        if st & SYSTEM and implausible:  # the emulator's rule (protocols.chademo.charger_checks)
+            s.stop_detail = implausible
+            return "implausible_request"
         if st & SYSTEM:
             if stage is Stage.NEGOTIATION:
                 if self.v102.get("ChargingEnabled"):
@@ -391,6 +396,12 @@ class ChademoObserver(VerdictMixin):
             return False
         limit = T.limit(TIMEOUT_LIMITS[STAGE_TIMEOUT[s.stage]])
         return now - self._waiting_since() < EARLY_SHARE * limit
+
+    def _implausible(self) -> str:
+        """The last 0x102 asks for more than 0x108 offers (§5.3/§5.5), in the emulator's words, or ''."""
+        avail_a, avail_v = self.c108.get("AvailableOutputCurrent"), self.c108.get("AvailableOutputVoltage")
+        req, target = self.v102.get("ChargeCurrentRequest", 0), self.v102.get("TargetBatteryVoltage", 0)
+        return S.implausible(float(req), float(target), float(avail_a or 255), float(avail_v or 1000)) or ""
 
     def _vehicle_fault(self) -> str:
         return next((code for signal, code in FAULT_BITS if self.v102.get(signal)), "")
@@ -449,7 +460,7 @@ class ChademoObserver(VerdictMixin):
                 not st & LOCKED
                 and volts <= T.OUTPUT_SAFE_V
                 and s.stage_at is not None
-                and rec.time + EPS >= s.stage_at + T.limit("d2_to_d1")
+                and rec.time + EPS >= s.stage_at + T.limit("d2_to_d1") - T.limit("cycle")
             )
             if unlocked or never_locked:
                 self._go("unlocked", rec, rec.time, "output <= 10 V, connector unlocked")
@@ -465,6 +476,8 @@ class ChademoObserver(VerdictMixin):
     def _on_102(self, rec: Record) -> None:
         s = self.s
         assert s is not None
+        if len(rec.data) < 8:  # §2: DLC 8; the charger cannot use a short 0x102 (as not received)
+            return
         v = rec.values
         self.ev_protocol = int(v.get("ProtocolNumberEV", 2))
         enabled = int(v.get("ChargingEnabled", 0))

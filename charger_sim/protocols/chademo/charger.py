@@ -12,62 +12,23 @@ from ...errors import DecodeError, Origin
 from ...frames import Frame
 from ...plant.harness import Harness
 from ...plant.power import Mode, PowerStage, PowerStageSpec
-from ..base import Core, Cyclic, Deadlines, Outcome, Role, SessionEnded, Snapshot, StageChanged, StopReason
+from ..base import Cyclic, Deadlines, Outcome, Role, SessionEnded, Snapshot, StageChanged, StopReason
 from ..machine import StageMachine
+from . import supervision as S
 from . import timing as T
+from .charger_checks import ACTIVE as _ACTIVE
+from .charger_checks import FAULT_BITS, ChargerChecks
+from .charger_checks import RELAYS_CLOSED as _RELAYS_CLOSED
+from .charger_checks import Control as _Control
 from .states import STEP, TRANSITIONS, Stage
 from .stops import REASONS
 
 log = logging.getLogger(__name__)
 
-_FAULT_BITS = (
-    ("FaultOverVoltage", "vehicle_over_voltage"),
-    ("FaultUnderVoltage", "vehicle_under_voltage"),
-    ("FaultCurrentDeviation", "vehicle_current_deviation"),
-    ("FaultHighTemperature", "vehicle_high_temperature"),
-    ("FaultVoltageDeviation", "vehicle_voltage_deviation"),
-    ("ShiftPosition", "vehicle_shift_position"),
-    ("ChargingSystemFault", "vehicle_system_fault"),
-)
-
-_BEFORE_CHARGING = (
-    Stage.WAKE_UP,
-    Stage.NEGOTIATION,
-    Stage.INSULATION_TEST,
-    Stage.CONTACTORS,
-    Stage.PRECHARGE,
-)
-_ACTIVE = (*_BEFORE_CHARGING, Stage.CHARGING)
+_FAULT_BITS = FAULT_BITS  # 102.4/102.5 fault flags -> stop reasons (the diagnosers read it from here)
 _ACTIVE_OR_STOPPING = frozenset((*_ACTIVE, Stage.STOPPING))
-_RELAYS_CLOSED = (Stage.INSULATION_TEST, Stage.CONTACTORS, Stage.PRECHARGE, Stage.CHARGING)
 _STOPPED = (Stage.STOPPING, Stage.WELDING_CHECK, Stage.SHUTDOWN, Stage.DONE)
 _CAN_LOSS_S = T.limit("can_loss")
-
-
-@dataclass(frozen=True, slots=True)
-class _Control:
-    """The fields of one 0x102 the charger acts on, read once per distinct frame."""
-
-    protocol: int
-    fault: str | None  # first fault flag set (stop reason code), in _FAULT_BITS order
-    enabled: int
-    stop_before_charging: bool
-    contactor_open: bool
-    welding_done: bool  # ContactorOpen set (read with default 0, unlike contactor_open's 1)
-    request: int | float
-
-    @staticmethod
-    def of(v: dict[str, Value]) -> _Control:
-        fault = next((reason for signal, reason in _FAULT_BITS if v.get(signal, 0)), None)
-        return _Control(
-            protocol=int(v.get("ProtocolNumberEV", 0)),
-            fault=fault,
-            enabled=int(v.get("ChargingEnabled", 0)),
-            stop_before_charging=bool(v.get("StopBeforeCharging", 0)),
-            contactor_open=bool(v.get("ContactorOpen", 1)),
-            welding_done=bool(v.get("ContactorOpen", 0)),
-            request=v.get("ChargeCurrentRequest", 0),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +73,8 @@ class ChademoChargerConfig:
         )
 
 
-class ChademoCharger(Core):
-    """The charger side of one CHAdeMO session."""
+class ChademoCharger(ChargerChecks):
+    """The charger side of one CHAdeMO session (its supervision: :mod:`.charger_checks`)."""
 
     role = Role.CHARGER
 
@@ -184,6 +145,15 @@ class ChademoCharger(Core):
         self.bad_frames = 0
         self._last_enabled = 0
         self._now = 0.0
+        # line supervision (supervision.py): k (pin 4) and the plug (pin 7; no line = no sensor: plugged)
+        self._lines = S.LineWatch(harness, {"k": 0.0, "proximity": 1.0})
+        self._k_opened_at: tuple[float, float, bool] | None = None  # k opened with 102.5.0 = 1 (see checks)
+        self._bad: dict[int, tuple[int, int]] = {}  # unusable vehicle frames: ID -> (count, last DLC)
+        self._ins_fault_ohm = config.insulation_threshold_ohm_per_v * config.test_voltage
+        self._ins_warn_ohm = max(self._ins_fault_ohm, T.INSULATION_WARN_OHM_PER_V * config.test_voltage)
+        self._welding_fault_seen = False  # 102.5.2 already set when the welding check began
+        self._welding_from = 0.0  # when the current stopped (the welding check began)
+        self._locked_out = False  # output still live after the stop: connector stays locked, session over
 
     # ---- helpers ---------------------------------------------------------------------------
     def _go(self, trigger: str, now: float, detail: str = "") -> None:
@@ -215,6 +185,12 @@ class ChademoCharger(Core):
         """Operator start with the plug detected: close d1 (§7 step 1)."""
         self._now = now
         self.power.reset_clock(now)
+        plug = self._lines.sample()["proximity"]
+        if not S.line_on(plug):  # §3 pin 7: no plug detected, step 1 fails; d1 stays open
+            self.stop_detail = S.describe_level("proximity (pin 7)", plug)
+            self._go("abandon", now, "no plug detected (proximity, pin 7)")
+            self._finish(now, "proximity_lost")
+            return []
         self._set_line("d1", True)
         self._go("start", now, "d1 closed")
         self.deadlines.set("vehicle_can", now + T.limit("vehicle_can"))
@@ -234,8 +210,9 @@ class ChademoCharger(Core):
         if data != self._raw.get(fid):  # an unchanged frame is not decoded again
             try:
                 values = codec.decode(data)
-            except DecodeError as err:
+            except DecodeError as err:  # §2: DLC 8; an unusable frame counts as not received
                 self.bad_frames += 1
+                self._bad[fid] = (self._bad.get(fid, (0, 0))[0] + 1, len(data))
                 log.info("ignored vehicle frame: %s", err)
                 return []
             self._store(fid, data, values)
@@ -264,6 +241,8 @@ class ChademoCharger(Core):
 
     def on_timer(self, now: float) -> list[Frame]:
         self._now = now
+        if self._lines.changed():
+            self._supervise(now)
         for name in self.deadlines.due(now):
             self._on_deadline(name, now)
         cyclic = self.cyclic
@@ -281,6 +260,8 @@ class ChademoCharger(Core):
         return []
 
     def next_deadline(self) -> float | None:
+        if not self.finished and self._lines.changed():  # a watched line flipped: react now (input edge)
+            return self._now
         nxt = self.deadlines.next()
         cyclic = self.cyclic
         if cyclic is not None and (nxt is None or cyclic.next_at < nxt):
@@ -317,11 +298,15 @@ class ChademoCharger(Core):
         if c.fault is not None and stage in _ACTIVE:
             self._begin_stop(c.fault, now)
             return
+        if self._k_opened_at is not None:
+            self._k_confirm(now, c)
         enabled = c.enabled
         was_enabled, self._last_enabled = self._last_enabled, enabled
         if stage is Stage.CHARGING:  # the common case first
             if was_enabled and not enabled:
                 self._begin_stop("vehicle_stop", now)
+            elif self._is_implausible(c):
+                self._implausible(now, c)
             else:  # _follow_request, inlined
                 power = self.power
                 power.advance(now, self.harness.dc_link_voltage)
@@ -339,11 +324,14 @@ class ChademoCharger(Core):
                 self._contactors_closed(now)
             elif stage is Stage.PRECHARGE and int(c.request) > 0:
                 self._start_charging(now)
-        elif stage is Stage.WELDING_CHECK and protocol >= 2 and c.welding_done:
-            self._welding_checked(now)
+        elif stage is Stage.WELDING_CHECK:
+            if c.system_fault and not self._welding_fault_seen and self._output_held(now):
+                self._welded(now, "the vehicle's welding check failed (102.5.2) with the output still live")
+            elif protocol >= 2 and c.welding_done:
+                self._welding_checked(now)
 
     def _check_permission(self, now: float) -> None:
-        if not (self.harness.is_on("k") and self._ctl is not None and self._ctl.enabled):
+        if not (S.line_on(self.harness.line("k")) and self._ctl is not None and self._ctl.enabled):
             return
         if 0x100 not in self.vehicle:
             return  # limits not known yet: wait for the next cycle
@@ -369,6 +357,12 @@ class ChademoCharger(Core):
         self._go("permitted", now, "k closed and 102.5.0 = 1")
         if self.config.lock_before_insulation:
             self.flags["StatusConnectorLocked"] = 1
+        self.power.advance(now, self.harness.dc_link_voltage)
+        if self.power.voltage > T.OUTPUT_SAFE_V:  # §7 step 6: the output must be < 10 V before the test
+            self.flags["StatusConnectorLocked"] = 1  # live connector: keep it locked
+            volts = f"{self.power.voltage:.0f} V"
+            self._welded(now, f"{volts} on the output before the insulation test, vehicle contactors open")
+            return
         self.insulation_phase = "ramp"
         self.power.set_voltage(self.config.test_voltage)
         self.deadlines.set("insulation", now + T.limit("insulation"))
@@ -383,16 +377,20 @@ class ChademoCharger(Core):
         if stage is Stage.CHARGING:
             if power.voltage >= self._threshold and power.current > 0:
                 self._begin_stop("threshold_voltage", now)
-            elif harness.line("k") == 0:
-                self._begin_stop("vehicle_stop", now)
+            elif harness.line("k") < S.LINE_ON:
+                self._k_opened(now)
+            elif harness.insulation_resistance_ohm < self._ins_warn_ohm:
+                self._monitor_insulation(now)
         elif stage is Stage.NEGOTIATION:
             self._check_permission(now)
-        elif stage in _RELAYS_CLOSED and harness.line("k") == 0:
+        elif stage in _RELAYS_CLOSED and harness.line("k") < S.LINE_ON:
             # §8: k opening withdraws the permission at any point after it was given, not only
             # while charging (found by charger-sim fuzz: d2 used to close with k open)
-            self._begin_stop("vehicle_stop", now)
+            self._k_opened(now)
         elif stage is Stage.INSULATION_TEST:
             self._insulation_step(now)
+        elif stage in _RELAYS_CLOSED and harness.insulation_resistance_ohm < self._ins_warn_ohm:
+            self._monitor_insulation(now)  # contactors, precharge: the monitor runs from the test on
         elif stage is Stage.STOPPING:
             # a stop while delivering shows 0x25 on the bus for at least one cycle, as real chargers do
             shown = not self.flags["StatusCharging"] or self._stop_frames_sent > 0
@@ -400,6 +398,8 @@ class ChademoCharger(Core):
                 self.deadlines.cancel("stop_current")
                 self.flags["StatusCharging"] = 0
                 self.power.set_off()
+                self._welding_fault_seen = self._ctl is not None and self._ctl.system_fault
+                self._welding_from = now
                 if self.contactors_were_closed:
                     self._go("current_stopped", now, "output current <= 5 A")
                     if self.protocol is not None and self.protocol >= 2:
@@ -417,10 +417,22 @@ class ChademoCharger(Core):
             self.flags["StatusConnectorLocked"] = 0
             self.deadlines.cancel("unlock_wait")
             self._go("unlocked", now, "output <= 10 V, connector unlocked")
-            self._finish(now)
+            if not self._locked_out:  # a locked-out session has ended already
+                self._finish(now)
 
-    def _discharged(self) -> bool:
-        return not self.harness.is_on("d1") and self.power.voltage <= T.OUTPUT_SAFE_V
+    def _output_live_now(self, now: float) -> bool:
+        self.power.advance(now, self.harness.dc_link_voltage)
+        return self.power.voltage > T.OUTPUT_SAFE_V
+
+    def _output_held(self, now: float) -> bool:
+        """§7 T9: with the power stage off the output is <= 10 V within 2 s of the current stopping,
+        unless the battery still holds it up."""
+        self.power.advance(now, self.harness.dc_link_voltage)
+        late = now >= self._welding_from + T.limit("output_collapse") - 1e-9
+        return late and self.power.voltage > T.OUTPUT_SAFE_V
+
+    def _discharged(self) -> bool:  # d1 as driven: a worn pin changes what the vehicle reads, not this
+        return not self.harness.lines.get("d1") and self.power.voltage <= T.OUTPUT_SAFE_V
 
     def _insulation_step(self, now: float) -> None:
         test_v = self.config.test_voltage
@@ -458,11 +470,7 @@ class ChademoCharger(Core):
 
     @staticmethod
     def _ohm_text(r: float | None) -> str:
-        if r is None:
-            return "?"
-        if math.isinf(r):
-            return "open circuit"
-        return f"{r / 1e6:.2f} MOhm" if r >= 1e6 else f"{r / 1e3:.1f} kOhm"
+        return S.ohm_text(r)
 
     def _contactors_closed(self, now: float) -> None:
         self.deadlines.cancel("contactors", "contactors_fixed")
@@ -488,7 +496,11 @@ class ChademoCharger(Core):
         self._follow_request(now)
 
     def _follow_request(self, now: float) -> None:
-        request = float(self._ctl.request) if self._ctl is not None else 0.0
+        c = self._ctl
+        if c is not None and self._is_implausible(c):
+            self._implausible(now, c)
+            return
+        request = float(c.request) if c is not None else 0.0
         self.power.advance(now, self.harness.dc_link_voltage)  # a new setpoint applies from now on
         self.power.set_current(min(request, self.config.max_current))
 
@@ -510,9 +522,12 @@ class ChademoCharger(Core):
         if name == "vehicle_can" and stage is Stage.WAKE_UP:
             self._begin_stop("vehicle_not_awake", now)
         elif name == "permission" and stage is Stage.NEGOTIATION:
-            self._begin_stop("no_permission", now)
+            self._permission_timeout(now)
         elif name == "can_loss" and stage in _ACTIVE:
+            self.stop_detail = S.missing_frame(0x102, f"for {_CAN_LOSS_S:g} s (T11)", self._bad.get(0x102))
             self._begin_stop("can_timeout", now)
+        elif name == "k_confirm" and self._k_opened_at is not None:
+            self._k_confirm(now, None, final=True)
         elif name == "insulation" and stage is Stage.INSULATION_TEST:
             self._begin_stop("insulation_timeout", now)
         elif name == "insulation_measure" and stage is Stage.INSULATION_TEST:
@@ -537,12 +552,17 @@ class ChademoCharger(Core):
             self._welding_checked(now)
         elif name == "d1_off" and stage is Stage.SHUTDOWN:
             self._set_line("d1", False)
-        elif name == "unlock_wait" and stage is Stage.SHUTDOWN:
+        elif name == "unlock_wait" and stage is Stage.SHUTDOWN and self._output_live_now(now):
+            # (a real-time loop woken late may find the output down already: the tick then unlocks)
             self._note_shutdown_fault("output_not_discharged")
             self.flags["StatusChargerMalfunction"] = 1
+            # §7 step 14: a live connector is never unlocked.  The session ends locked (out of order);
+            # the charger keeps watching and unlocks if the output ever falls below 10 V.
+            self._locked_out = True
+            self._finish(now)
 
     # ---- stop path ---------------------------------------------------------------------------
-    def _begin_stop(self, code: str, now: float) -> None:
+    def _begin_stop(self, code: str, now: float, detail: str = "") -> None:
         reason = REASONS[code]
         self._stop_frames_sent = 0
         stage = self.stage
@@ -574,13 +594,13 @@ class ChademoCharger(Core):
             self.power.set_current(0.0, stopping=True)
         else:
             self.power.set_off()
-        self._go("stop", now, reason.cause)
+        self._go("stop", now, detail or reason.cause)
         self.deadlines.set("stop_current", now + T.limit("stop_current"))
         self._tick(now)
 
-    def _welding_checked(self, now: float) -> None:
+    def _welding_checked(self, now: float, detail: str = "vehicle contactors open") -> None:
         self.deadlines.cancel("welding", "welding_fixed")
-        self._go("welding_checked", now, "vehicle contactors open")
+        self._go("welding_checked", now, detail)
         self._enter_shutdown(now)
 
     def _enter_shutdown(self, now: float) -> None:
@@ -633,11 +653,12 @@ class ChademoCharger(Core):
             round(self._threshold),
         )
         power = self.power
+        volts, amps = round(power.voltage), round(power.current)
         f109 = self._enc109(
             now,
             config.protocol_number,
-            min(1000, round(power.voltage)),
-            min(255, round(power.current)),
+            volts if volts < 1000 else 1000,  # min(1000, volts)
+            amps if amps < 255 else 255,  # min(255, amps)
             f["StatusCharging"],
             f["StatusChargerMalfunction"],
             f["StatusConnectorLocked"],
@@ -668,7 +689,9 @@ class ChademoCharger(Core):
         if limit is None:
             return 0, 0
         elapsed = 0.0 if self.charge_start is None else (self.charge_end or now) - self.charge_start
-        remaining = max(0.0, limit - elapsed)
+        remaining = limit - elapsed
+        if not remaining > 0.0:  # max(0.0, remaining)
+            remaining = 0.0
         reason = self.stop_reason
         if (
             reason is not None
@@ -678,9 +701,12 @@ class ChademoCharger(Core):
             remaining = 0.0
         if remaining < 1e-3:  # deadlines may fire a hair early: no phantom minute left
             remaining = 0.0
+        minutes = math.ceil(remaining / 60.0)
+        if minutes > 255:
+            minutes = 255
         if self._limit_in_10s:
-            return min(254, math.ceil(remaining / 10.0)), min(255, math.ceil(remaining / 60.0))
-        return 0xFF, min(255, math.ceil(remaining / 60.0))
+            return min(254, math.ceil(remaining / 10.0)), minutes
+        return 0xFF, minutes
 
     # ---- views -------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:

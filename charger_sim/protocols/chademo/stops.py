@@ -1,4 +1,7 @@
-"""CHAdeMO stop reasons: code, whose fault, and the cause in an operator's words (§8)."""
+"""CHAdeMO stop reasons: code, whose fault, and the cause in an operator's words (§8).
+
+Each row's comment cites the fact-sheet clause (or standard) the stop comes from.
+"""
 
 from __future__ import annotations
 
@@ -26,11 +29,13 @@ REASONS: dict[str, StopReason] = {
         StopReason("vehicle_not_awake", _V, "vehicle never woke up: no CAN frames after d1"),
         StopReason("no_permission", _V, "vehicle never granted charge permission (k / 102.5.0)"),
         StopReason("battery_incompatible", _V, "battery incompatible with this charger"),
-        StopReason("insulation_fault", _V, "insulation test failed"),
+        # §7 step 6 (test before d2); IEC 61851-23 insulation monitoring while the relays are closed
+        StopReason("insulation_fault", _V, "insulation resistance below the fault threshold"),
         StopReason("insulation_timeout", _C, "insulation test did not complete"),
         StopReason("contactor_timeout", _V, "vehicle did not close its contactors after d2 (102.5.3)"),
         StopReason("no_current_request", _V, "no current request within the limit"),
-        StopReason("can_timeout", _L, "vehicle CAN frames (0x102) stopped arriving"),
+        # §7 T11 (0x102 missing for 1 s) and §7 step 1 (0x100/0x102 not received within T1)
+        StopReason("can_timeout", _L, "vehicle CAN frames stopped arriving"),
         StopReason("bus_error", _L, "the CAN interface failed (bus-off or interface down)"),
         StopReason("charge_time_limit", _C, "maximum charging time reached", normal=True),
         StopReason("threshold_voltage", _C, "output reached the threshold voltage"),
@@ -38,6 +43,16 @@ REASONS: dict[str, StopReason] = {
         StopReason("operator_stop", _O, "operator stopped the session", normal=True),
         StopReason("interrupted", _O, "session interrupted (Ctrl-C)", normal=True),
         StopReason("welding_check_timeout", _V, "vehicle never reported its welding check done (102.5.3)"),
+        # §3, §8: k (pin 4) and 102.5.0 withdraw the permission together; k open while the next 0x102
+        # still permits (or k never closing while 102.5.0 = 1) is a line fault, 109.5.4
+        StopReason("k_line_fault", _V, "permission line k (pin 4) disagrees with 102.5.0: worn pin or wire"),
+        # §3 (pin 7, plug present), §7 T15: connector detection lost, 109.5.4
+        StopReason("proximity_lost", _V, "connector not detected (proximity, pin 7): unplugged or worn pin"),
+        # §5.3 (output = min(102.3, 108.3); 102.1-2 <= 108.1-2), §5.5 109.5.4 "implausible request"
+        StopReason("implausible_request", _V, "vehicle request outside the charger's announced limits"),
+        # §7 step 6 (output < 10 V before the test), §7 T9 / step 12 (output collapses once the
+        # contactors open), §10 (welding-detection DTCs): the connector stays locked while live
+        StopReason("contactor_welded", _V, "vehicle contactors welded: battery voltage stays on the inlet"),
         StopReason("output_not_discharged", _C, "output voltage did not fall below 10 V for unlocking"),
     )
 }

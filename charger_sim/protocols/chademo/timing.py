@@ -56,6 +56,8 @@ CURRENT_DEVIATION_A = 10.0  # §7 T13
 VOLTAGE_DEVIATION_V = 20.0  # §7 T14
 CURRENT_SLEW_A_PER_S = 20.0  # §7 T12
 VEHICLE_REQUEST_STEP_A = 2.0  # §9: Leaf steps +2 A per 100 ms
+LINE_ON = 0.75  # §3: a 12 V control line reads on at >= 9 V (window comparator; thresholds UNCERTAIN)
+LINE_OFF = 0.25  # §3: ... and off at <= 3 V; in between the reading is out of band (never on)
 
 
 def limit(name: str) -> float:

@@ -19,6 +19,7 @@ from ...frames import Frame
 from ...plant.harness import Harness
 from ..base import Core, Cyclic, Deadlines, Outcome, Role, SessionEnded, Snapshot, StageChanged
 from ..machine import StageMachine, Transition
+from . import supervision as S
 from . import timing as T
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,9 @@ class ChademoVehicle(Core):
         self._charger_stopping = False
         self._charger_charging = False
         self.pack = PackMonitor(battery)
+        self._lines = S.LineWatch(harness, {"d1": 0.0, "d2": 0.0})  # inputs with edge interrupts
+        self._now = 0.0
+        self._opened_at = 0.0  # contactors opened for the welding check
 
     def _go(self, trigger: str, now: float, detail: str = "") -> None:
         stage: VStage = self.sm.fire(trigger)
@@ -250,12 +254,15 @@ class ChademoVehicle(Core):
                 self._available_current = float(values.get("AvailableOutputCurrent", 0))
         self.frames_received += 1
         self._last_charger_rx = now
-        self.deadlines.set("charger_can_loss", now + _CHARGER_CAN_LOSS_S)
-        if fid == 0x109:
+        if fid == 0x109:  # the status frame it acts on is the one it supervises (§9: ~1 s)
+            self.deadlines.set("charger_can_loss", now + _CHARGER_CAN_LOSS_S)
             self._on_109(now)
         return []
 
     def on_timer(self, now: float) -> list[Frame]:
+        self._now = now
+        if self._lines.changed():
+            self._supervise_lines(now)
         for name in self.deadlines.due(now):
             self._on_deadline(name, now)
         cyclic = self.cyclic
@@ -270,6 +277,8 @@ class ChademoVehicle(Core):
         return []
 
     def next_deadline(self) -> float | None:
+        if self.stage not in _DEAF and self._lines.changed():  # d1 / d2 flipped: react now (input edge)
+            return self._now
         nxt = self.deadlines.next()
         cyclic = self.cyclic
         if cyclic is not None and (nxt is None or cyclic.next_at < nxt):
@@ -286,7 +295,7 @@ class ChademoVehicle(Core):
     def _on_deadline(self, name: str, now: float) -> None:
         stage = self.stage
         if name == "poll_d1":
-            if self.harness.is_on("d1"):
+            if S.line_on(self.harness.line("d1")):
                 self.deadlines.set("wake", now + self.config.wake_delay)
             else:
                 self.deadlines.set("poll_d1", now + 0.05)
@@ -315,8 +324,12 @@ class ChademoVehicle(Core):
         elif name == "stop_giveup" and stage is VStage.STOPPING:
             self._open_contactors(now, "charger current not <= 5 A in time: contactors opened anyway")
         elif name == "welding_done" and stage is VStage.WELDING_CHECK:
-            if self.harness.output_voltage <= T.OUTPUT_SAFE_V or not self.harness.is_on("d2"):
+            if self.harness.output_voltage <= T.OUTPUT_SAFE_V or not S.line_on(self.harness.line("d2")):
                 self.contactor_open_flag = 1 if self._proto() >= 2 else 0
+            elif now >= self._opened_at + self.config.welding_check_time + T.limit("output_collapse") - 1e-9:
+                # §7 T9: the inlet should be <= 10 V within 2 s of opening; still live: welded (§10)
+                self.faults["ChargingSystemFault"] = 1
+                self.stop_cause = f"welding check failed: inlet still at {self.harness.output_voltage:.0f} V"
             else:
                 self.deadlines.set("welding_done", now + self.config.frame_period)
 
@@ -356,6 +369,7 @@ class ChademoVehicle(Core):
 
     def _open_contactors(self, now: float, detail: str) -> None:
         self.deadlines.cancel("stop_giveup")
+        self._opened_at = now
         self.harness.contactors_closed = False
         self._go("open_contactors", now, detail)
         self.deadlines.set("welding_done", now + self.config.welding_check_time)
@@ -366,7 +380,7 @@ class ChademoVehicle(Core):
         self.pack.update(current, now)
         harness.battery_voltage = measured = self.battery.terminal_voltage(current)
         stage = self.stage
-        if stage is not VStage.ASLEEP and not harness.is_on("d1"):
+        if stage not in _DEAF and not S.line_on(harness.line("d1")):
             harness.contactors_closed = False
             harness.set("k", False)
             self._go("sleep", now, "d1 opened")
@@ -379,19 +393,51 @@ class ChademoVehicle(Core):
         if stage is VStage.CHARGING:
             if self.battery.soc >= self.config.target_soc:
                 self._stop(now, f"target SOC {self.config.target_soc:g} % reached")
+            elif self.pack.limit < self._min_current and self.battery.cv_current_limit() < self._min_current:
+                # the highest cell is at the charge cutoff (imbalance): the BMS ends charging (§5.1 100.0)
+                self._stop(now, f"highest cell at the charge cutoff, SOC {self.battery.soc:.0f} %")
             else:
                 self._update_request()
                 self._check_deviation(current, measured, now)
-        elif stage is VStage.PERMITTED and harness.is_on("d2") and "contactors" not in self.deadlines:
+        elif (
+            stage is VStage.PERMITTED and "contactors" not in self.deadlines and S.line_on(harness.line("d2"))
+        ):
             self.deadlines.set("contactors", now + self.config.contactor_delay)
         elif stage is VStage.STOPPING and self.harness.contactors_closed and current <= T.STOP_CURRENT_A:
             self._open_contactors(now, "current <= 5 A, contactors opened for the welding check")
 
+    @property
+    def _min_current(self) -> float:
+        """Below this the BMS ends charging rather than trickle (100.0 minimum current, 1 A at least)."""
+        return max(1.0, float(self.config.min_charge_current))
+
+    def _supervise_lines(self, now: float) -> None:
+        """d1 or d2 flipped (§3): d1 gone ends the session; the contactor coils hang on d2."""
+        levels = self._lines.sample()
+        stage = self.stage
+        if stage in _DEAF:
+            return
+        if not S.line_on(levels["d1"]):
+            self._tick(now)  # the ECU falls asleep (see _tick)
+        elif not S.line_on(levels["d2"]) and self.harness.contactors_closed and stage in _ACTIVE:
+            self.faults["ChargingSystemFault"] = 1
+            self._stop(now, "main contactors dropped out: d2 (pin 10) lost")
+            self._open_contactors(now, "contactor coils lost d2: contactors open")
+
     def _update_request(self) -> None:
-        available = self._available_current
-        limit = min(self.pack.limit, self.config.max_current, available or 255.0)
-        limit = max(0.0, math.floor(limit))
-        self.request = min(limit, self.request + self.config.request_step)
+        # min(pack limit, max current, available or 255), floored, at least 0.0, then
+        # min(limit, request + step): the builtins' results, without the calls (hot path)
+        config = self.config
+        limit = self.pack.limit
+        if config.max_current < limit:
+            limit = config.max_current
+        available = self._available_current or 255.0
+        if available < limit:
+            limit = available
+        floored = math.floor(limit)
+        bounded = floored if floored > 0.0 else 0.0
+        ramp = self.request + config.request_step
+        self.request = ramp if ramp < bounded else bounded
 
     def _protect(self, current: float, now: float) -> None:
         tripped = self.pack.tripped
