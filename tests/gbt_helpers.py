@@ -16,7 +16,7 @@ from typing import Any
 from charger_sim.codec import Value, load_dbc
 from charger_sim.frames import Frame
 from charger_sim.plant.harness import Harness
-from charger_sim.protocols.base import Event, FaultRaised, SessionEnded, StageChanged
+from charger_sim.protocols.base import Event, FaultRaised, Role, SessionEnded, StageChanged
 from charger_sim.protocols.gbt import BMS_ADDRESS, CHARGER_ADDRESS
 from charger_sim.protocols.gbt.charger import GbtCharger
 from charger_sim.protocols.gbt.config import GbtChargerConfig
@@ -323,3 +323,78 @@ def charging(
     bench.every("BSM")
     bench.step_to(bench.now + settle)
     return bench
+
+
+# ---- whole sessions (charger core + simulated BMS) with scenario faults -------------------------------
+
+
+@dataclass
+class SessionRun:
+    """A finished simulated session and every frame the link delivered, with its sender."""
+
+    session: Any  # charger_sim.session.session.Session
+    end: float
+    frames: list[tuple[Role, Frame]]
+    trace: list[tuple[float, float]]  # (time, output current into the vehicle) after every driver step
+
+    def current_from(self, t: float) -> float:
+        """Highest output current observed from ``t`` on (every driver step is observed)."""
+        return max((i for at, i in self.trace if at >= t - 1e-9), default=0.0)
+
+    def named(self, name: str, sender: Role | None = None) -> list[Frame]:
+        can_id = CODEC.message(name).frame_id
+        return [f for r, f in self.frames if f.arbitration_id == can_id and (sender is None or r is sender)]
+
+    def data(self, name: str) -> list[str]:
+        return [f.data.hex(" ").upper() for f in self.named(name)]
+
+    def decoded(self, name: str) -> list[tuple[float, dict[str, Value]]]:
+        codec = CODEC.message(name)
+        return [(f.timestamp, codec.decode(f.data, allow_truncated=True)) for f in self.named(name)]
+
+    def first(self, name: str, data: str | None = None) -> float:
+        """Time of the first ``name`` frame (with this data, if given) on the wire."""
+        times = [f.timestamp for f in self.named(name) if data is None or f.data.hex(" ").upper() == data]
+        assert times, f"no {name} {data or ''} on the wire"
+        return times[0]
+
+    def stages(self, role: str = "charger") -> list[str]:
+        out: list[str] = []
+        for e in self.session.timeline:
+            if e.role == role and (not out or out[-1] != e.stage):
+                out.append(e.stage)
+        return out
+
+    def entered(self, stage: str, role: str = "charger") -> list[float]:
+        return [e.time for e in self.session.timeline if e.role == role and e.stage == stage]
+
+    @property
+    def result(self) -> Any:  # charger_sim.session.result.SessionResult
+        return self.session.result(self.end)
+
+    @property
+    def fault_at(self) -> float:
+        at = self.session.faults.first_fired
+        assert at is not None, "no fault fired"
+        return float(at)
+
+
+def run_session(spec: dict[str, Any], until: float | None = None) -> SessionRun:
+    """Run a scenario given as a mapping (as a YAML file would hold it) in simulated time."""
+    from charger_sim.drivers.simulated import SimulatedDriver
+    from charger_sim.scenario.loader import parse_scenario
+    from charger_sim.session.session import Session
+
+    session = Session(parse_scenario(spec, "test.yaml"))
+    frames: list[tuple[Role, Frame]] = []
+    session.on_frame.append(lambda f, role: frames.append((role, f)))
+    trace: list[tuple[float, float]] = []
+    observe = session.observe
+
+    def observed(now: float) -> None:
+        observe(now)
+        trace.append((now, session.harness.output_current))
+
+    session.observe = observed  # the driver calls it after every step
+    end = SimulatedDriver(session).run(session.scenario.time_limit if until is None else until)
+    return SessionRun(session, end, frames, trace)

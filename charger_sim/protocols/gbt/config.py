@@ -102,8 +102,10 @@ class GbtBmsConfig:
     brm_delay: float = 0.025  # §9: BRM RTS ~26 ms after CRM 0x00
     bcl_delay: float = 0.026  # §9: first BCL ~26 ms after CRO 0xAA
     bst_hold: float = 0.1  # §9 capture A: BST for ~0.1 s (10 frames) before BSD
+    protocol_version: str = "1.1"  # BRM bytes 1-3 (§4.1): "1.1" = 01 01 00 (2015), "1.0" = 2011
 
     def __post_init__(self) -> None:
+        self.protocol_version_raw()  # "major.minor" (ValueError otherwise)
         if not 0 < self.target_soc <= 100:
             raise ValueError("target_soc must be in (0, 100] %")
         if self.charge_mode not in ("cc", "cv"):
@@ -123,3 +125,13 @@ class GbtBmsConfig:
                 raise ValueError(f"{name} must not be negative")
         if self.max_current is not None and not 0 < self.max_current <= 400:
             raise ValueError("max_current must be in (0, 400] A")
+
+    def protocol_version_raw(self) -> int:
+        """BRM BmsProtocolVersion: byte 1 the minor, bytes 2-3 the major (V1.1 = 0x000101)."""
+        major, dot, minor = self.protocol_version.strip().upper().removeprefix("V").partition(".")
+        if not (dot and major.isdigit() and minor.isdigit() and int(major) <= 0xFFFF and int(minor) <= 0xFF):
+            raise ValueError(
+                f"protocol_version must be 'major.minor' like 1.1 (2015) or 1.0 (2011), "
+                f"got {self.protocol_version!r}"
+            )
+        return int(major) << 8 | int(minor)

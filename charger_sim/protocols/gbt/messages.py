@@ -29,6 +29,7 @@ BMS_TX: Final = ("BHM", "BRO", "BCL", "BSM", "BST", "BSD", "BEM")
 
 UNTRUSTED: Final = 2  # 2-bit field value "10": the receiver keeps its previous state (§1)
 NOT_AVAILABLE: Final = 3
+NOT_AVAILABLE_V: Final = 6553.5  # a 0.1 V field with every bit set: "not provided" (§1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,3 +136,21 @@ def cts_values(base: _dt.datetime | None, seconds: float) -> dict[str, Value]:
 def charge_current(value: Value) -> float:
     """A current field (0.1 A/bit, -400 A offset, negative = charge) as a positive charge current."""
     return max(0.0, -float(value))
+
+
+def version_text(raw: int) -> str:
+    """BRM/CHM protocol version (bytes 1-3: minor, then the major as 16 bits): ``V1.1``."""
+    return f"V{raw >> 8}.{raw & 0xFF}"
+
+
+def bcl_problem(values: dict[str, Value]) -> str:
+    """Why a BCL cannot be followed (the frame then counts as not received), or "" (§4.3)."""
+    current = float(values["CurrentDemand"])
+    if current > 0.0:  # also the all-ones "not available" (+6153.5 A)
+        return f"current demand {current:+.1f} A is not a charge current (-400..0 A)"
+    if float(values["VoltageDemand"]) >= NOT_AVAILABLE_V:
+        return "voltage demand not available (FF FF)"
+    mode = int(values["ChargeMode"])
+    if mode not in (1, 2):
+        return f"charge mode 0x{mode:02X} is neither 0x01 (CV) nor 0x02 (CC)"
+    return ""

@@ -109,4 +109,7 @@ TRANSITIONS: tuple[Transition[Stage], ...] = (
     ),
     Transition("statistics_sent", (Stage.STATISTICS,), Stage.SHUTDOWN, "§6 step 11: aux power off"),
     Transition("unlocked", (Stage.SHUTDOWN,), Stage.DONE, "§6 step 11: output < 60 V, unlock"),
+    Transition(
+        "kept_locked", (Stage.SHUTDOWN,), Stage.DONE, "§6 step 11: output still >= 60 V (welded): stay locked"
+    ),
 )

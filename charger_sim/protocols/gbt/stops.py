@@ -62,6 +62,13 @@ REASONS: dict[str, StopReason] = {
         StopReason("operator_stop", _O, "operator stopped the session", normal=True),
         StopReason("interrupted", _O, "session interrupted (Ctrl-C)", normal=True),
         StopReason("output_not_discharged", _C, "output voltage did not fall below 60 V for unlocking"),
+        # fault catalogue (issue #5): line supervision, adhesion check, version check.
+        # GB/T 18487.1 annex B: CC1 reads 4 V only with the plug fully connected (switch S closed)
+        StopReason("cc1_fault", _V, "connector not fully connected: detection point 1 (CC1) is not at 4 V"),
+        # GB/T 18487.1 adhesion check: with K1/K2 (and the vehicle's contactors) open the output is dead
+        StopReason("contactor_welded", _C, "DC contactors welded: output still live with K1/K2 open"),
+        # §4.1 BRM bytes 1-3, §2 compatibility, §11: V1.1 (2015) and V1.0 (2011) only
+        StopReason("protocol_incompatible", _V, "BMS protocol version (BRM bytes 1-3) not supported"),
     )
 }
 
@@ -105,6 +112,9 @@ CST_BITS: dict[str, tuple[str, ...]] = {
     "precharge_timeout": ("FaultStop", "EnergyNotDeliverable"),
     "charger_malfunction": _FAULT_OTHER,
     "pause_timeout": _FAULT_OTHER,
+    "cc1_fault": ("FaultStop", "ChargingConnectorFault"),  # CST byte 2 bits 3-4
+    "contactor_welded": _FAULT_OTHER,
+    "protocol_incompatible": _FAULT_OTHER,
 }
 BMS_STOPPED: tuple[str, ...] = ("BmsStopped",)  # 40 00 F0 F0: the answer to a BST
 

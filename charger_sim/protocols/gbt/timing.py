@@ -79,6 +79,14 @@ PRECHARGE_TARGET_BELOW_V = 5.0  # aim in the middle of that window
 MAX_REHANDSHAKES = 3  # §8: then the session ends (operator must re-plug)
 CURRENT_SLEW_A_PER_S = 20.0  # assumed (as CHAdeMO T12); resume after a pause uses it too (§4.3)
 CV_GAIN_A_PER_V = 2.0  # charger's voltage loop: A of setpoint change per V of error, per CCS cycle
+# Connector lines and the adhesion check (GB/T 18487.1 annex B, not in the sheet: UNCERTAIN).  CC1 is
+# read by the charger: 12 V unplugged, 6 V plugged with switch S open, 4 V fully connected; CC2 by the
+# vehicle: 12 V unplugged, 6 V connected.  Each state is a +-0.8 V band.
+CC1_CONNECTED_V = 4.0
+CC2_CONNECTED_V = 6.0
+LINE_BAND_V = 0.8
+PRE_TEST_MAX_V = 10.0  # output with K1/K2 open before the insulation test; more: relays welded
+WELDED_HOLD = 0.9  # output still at >= 90 % of the battery voltage with K1/K2 open: relays welded
 
 
 def limit(name: str) -> float:
