@@ -297,8 +297,10 @@ def test_cable_check_request_without_state_c_stops_at_cp_detection() -> None:
 @pytest.mark.parametrize("revision", list(timing.REVISIONS))
 def test_cable_check_not_finishing_stops_at_its_limit(revision: str) -> None:
     bench = walk_to(Stage.CP_STATE_C, CcsChargerConfig(revision=revision))
-    bench.contactors(True, battery_voltage=300.0)  # stuck closed: the battery clamps the test voltage
     t0 = bench.until_stage(Stage.CABLE_CHECK, within=1.0)
+    # the contactors close during the test (a battery on the inlet at CableCheckReq would be a welded
+    # contactor: test_ccs_faults): the battery clamps the test voltage
+    bench.contactors(True, battery_voltage=300.0)
     t = t0 + limit("cable_check", revision)
     assert limit("cable_check", revision) == 38.0 < limit("vehicle_cable_check")
     bench.step_to(t - JUST)

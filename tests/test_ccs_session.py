@@ -292,7 +292,7 @@ BO_ 1296 E: 8 B
 @pytest.mark.parametrize("revision", list(T.REVISIONS))
 def test_vehicle_stops_when_current_demand_answers_are_late(revision: str) -> None:
     """The EV's CurrentDemand response budget (0.25 s DIN 2012, 0.5 s DIN TS 2024): EvsePresentValues
-    lost for longer ends the session with PowerDelivery(stop)."""
+    lost for longer ends the session with PowerDelivery(stop) and EVReady = false: ev_not_ready."""
     spec = {
         **SHORT,
         "vehicle": {"soc": 60, "target_soc": 80, "revision": revision},
@@ -304,9 +304,10 @@ def test_vehicle_stops_when_current_demand_answers_are_late(revision: str) -> No
                 "at": {"stage": "current_demand", "after": 20},
             }
         ],
-        "expect": {"outcome": "completed"},
+        "expect": {"outcome": "stopped", "reason": "ev_not_ready"},
     }
     r = run(spec)
+    assert r.session.result(r.end).passed
     assert r.session.vehicle_end is not None and "late" in r.session.vehicle_end.cause
     present = [t for t, _ in r.decoded("EvsePresentValues")]  # as sent (before the link drops them)
     t_drop = r.session.stage_entered["current_demand"] + 20

@@ -45,6 +45,44 @@ class Protocol(enum.IntEnum):
     SNA = 7
 
 
+class AppProtocol(enum.IntFlag):
+    """Application protocols an EVCC offers in supportedAppProtocolReq (§1, §4 #1).  The request
+    travels on the PLC link (the CP wire), not on CAN: the simulated EV puts its offer on the harness
+    line :data:`APP_PROTOCOL_LINE` when its link comes up, and the charger reads it when it answers
+    request 3.  A charger that never sees the line assumes DIN 70121 (the bridge's request 3 is
+    "supportedAppProtocol (DIN namespace) + SessionSetup")."""
+
+    DIN70121 = 1  # urn:din:70121:2012:MsgDef
+    ISO15118_2 = 2  # urn:iso:15118:2:2013:MsgDef
+    ISO15118_20 = 4  # urn:iso:std:iso:15118:-20:DC
+
+
+APP_PROTOCOL_LINE = "ev_app_protocols"
+APP_PROTOCOL_NAMES: dict[str, AppProtocol] = {
+    "din70121": AppProtocol.DIN70121,
+    "iso15118_2": AppProtocol.ISO15118_2,
+    "iso15118_20": AppProtocol.ISO15118_20,
+}
+
+
+def app_protocols(text: str) -> AppProtocol:
+    """``din70121``, ``iso15118_2+din70121``...: the offer as flags (ValueError for an unknown name)."""
+    offer = AppProtocol(0)
+    for part in text.split("+"):
+        name = part.strip().lower()
+        if name not in APP_PROTOCOL_NAMES:
+            raise ValueError(
+                f"unknown application protocol {part.strip()!r}; expected {' / '.join(APP_PROTOCOL_NAMES)} "
+                "(several joined with '+')"
+            )
+        offer |= APP_PROTOCOL_NAMES[name]
+    return offer
+
+
+def app_protocol_text(offer: AppProtocol) -> str:
+    return " + ".join(n for n, f in APP_PROTOCOL_NAMES.items() if offer & f) or "nothing"
+
+
 class ResponseCode(enum.IntEnum):
     OK = 0
     OK_NEW_SESSION_ESTABLISHED = 1

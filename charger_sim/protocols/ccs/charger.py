@@ -3,8 +3,9 @@ the charger-sim CCS-over-CAN bridge profile (``dbc/ccs.dbc``).
 
 The vehicle drives the DIN sequence with ``EvRequest``; the charger answers each request ``n`` with
 ``EvseStage = n``, a ``ResponseCode`` and ``EVSEProcessing``, drives the pilot (5 % PWM), locks the
-connector, tests the insulation, pre-charges, follows the current demand and runs every stop path.
-§ numbers refer to the CCS fact sheet (``shared/protocols/ccs-over-can.md``).
+connector, tests the insulation, pre-charges, follows the current demand and runs every stop path
+(:mod:`.charger_base`) under the supervision of :mod:`.charger_checks`.  § numbers refer to the CCS
+fact sheet (``shared/protocols/ccs-over-can.md``).
 """
 
 from __future__ import annotations
@@ -12,92 +13,39 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ...codec import Codec, Value, load_dbc
-from ...errors import DecodeError, Origin
+from ...codec import Codec, Value
+from ...errors import DecodeError
 from ...frames import Frame
 from ...plant.harness import Harness
-from ...plant.power import Mode
-from ..base import Core, Cyclic, Deadlines, Outcome, Role, SessionEnded, Snapshot, StageChanged, StopReason
-from ..machine import StageMachine
+from ..base import Cyclic
 from . import timing as T
 from .bridge import (
-    VEHICLE_FRAMES,
-    AliveCheck,
-    EvErrorCode,
+    APP_PROTOCOL_LINE,
+    AppProtocol,
+    ContactorState,
     EvseStatusCode,
     IsolationStatus,
-    Notification,
     Processing,
     Protocol,
     Request,
     ResponseCode,
-    next_alive,
-    number,
-    truth,
+    app_protocol_text,
 )
-from .charger_frames import ChargerFrames
-from .electrical import DIGITAL_DUTY, NO_PWM, CpState, PpCode, pp_ok
-from .evse import CcsChargerConfig, Evse, ohm_text
-from .states import ACTIVE, BEFORE_POWER, ENDING, NUMBER, POWER, STEP, TOLERATED, TRANSITIONS, Stage
-from .stops import EMERGENCY, EV_ERRORS, REASONS, RESPONSE
+from .charger_base import C_LIKE, SUPERVISED
+from .charger_checks import AFTER_POWER, ChargerChecks
+from .electrical import DIGITAL_DUTY, CpState, pp_ok
+from .evse import CcsChargerConfig, ohm_text
+from .states import ACTIVE, BEFORE_POWER, TOLERATED, Stage
+from .stops import REASONS
 
 log = logging.getLogger(__name__)
 
-# Stages whose vehicle frames are supervised (receive timeout, alive counter, pilot).
-_SUPERVISED = frozenset((*ACTIVE, *ENDING, Stage.ERROR))
-_C_LIKE = (CpState.C, CpState.D)  # D (ventilation) is accepted as ready, like C
 
-
-class CcsCharger(Core):
+class CcsCharger(ChargerChecks):
     """The charger side of one CCS (DIN 70121 bridge profile) session."""
 
-    role = Role.CHARGER
-
     def __init__(self, config: CcsChargerConfig, harness: Harness, codec: Codec | None = None) -> None:
-        super().__init__()
-        self.config = config
-        self.harness = harness
-        self.codec = codec or load_dbc("ccs")
-        self.t = T.seconds(config.revision)
-        self._status_msg = self.codec.message("EvseStatus")
-        self._rx = {self.codec.message(n).frame_id: self.codec.message(n) for n in VEHICLE_FRAMES}
-        self._msg = {m.name: m for m in self._rx.values()}
-        self._frames = ChargerFrames(self.codec, config)
-        self.sm = StageMachine(Stage, TRANSITIONS, Stage.IDLE)
-        self.stage: Stage = Stage.IDLE  # mirrors self.sm
-        self.stage_since = 0.0
-        self._sent_stage: Stage | None = None  # the stage the last EvseStatus carried
-        self.evse = Evse(config, harness)
-        self.power = self.evse.power  # the session reads ``charger.power``
-        self.deadlines = Deadlines()
-        self.cyclic: Cyclic | None = None
-        self.ev: dict[str, dict[str, Value]] = {}
-        self.request = int(Request.NONE)
-        self.alive = AliveCheck()
-        self._alive_armed = False
-        self._advanced_at = 0.0  # last EvStatus whose counter advanced
-        self._status_at = 0.0  # last EvStatus at all
-        self.counter = 0
-        self._b_since: float | None = None
-        # what the answers say
-        self.protocol = Protocol.NOT_NEGOTIATED
-        self.response = ResponseCode.SNA
-        self.processing = Processing.SNA
-        self.status_code = EvseStatusCode.NOT_READY
-        self.notification = Notification.NONE
-        self.isolation = IsolationStatus.SNA
-        self.cable_phase = ""
-        self.test_voltage = 0.0
-        self.isolation_ohm: float | None = None
-        # bookkeeping
-        self.stop_reason: StopReason | None = None
-        self.stop_stage: Stage | None = None
-        self.stop_detail = ""
-        self.faults: list[str] = []
-        self.charge_start: float | None = None
-        self.frames_sent = 0
-        self.frames_received = 0
-        self.bad_frames = 0
+        super().__init__(config, harness, codec)
         # the request that moves each message stage forward, and what the charger does then
         self._forward: dict[tuple[Stage, int], Callable[[float], None]] = {
             (Stage.CP_B_PWM, Request.SESSION_SETUP): self._enter_session_setup,
@@ -108,42 +56,6 @@ class CcsCharger(Core):
             (Stage.POWER_DELIVERY_START, Request.CURRENT_DEMAND): self._enter_current_demand,
         }
 
-    # ---- helpers ---------------------------------------------------------------------------
-    def _go(self, trigger: str, now: float, detail: str = "") -> None:
-        stage: Stage = self.sm.fire(trigger)
-        self.stage = stage
-        self.stage_since = now
-        self.deadlines.cancel("sequence")
-        log.debug("%.3f charger %s -> %s", now, trigger, stage.value)
-        self.emit(StageChanged(now, Role.CHARGER, stage.value, STEP[stage], detail))
-
-    def _ev(self, message: str, signal: str) -> float | None:
-        return number(self._msg[message], self.ev.get(message), signal)
-
-    def _flag(self, signal: str) -> bool | None:
-        values = self.ev.get("EvStatus")
-        return None if values is None else truth(values.get(signal))
-
-    def _answer(
-        self,
-        now: float,
-        response: ResponseCode = ResponseCode.OK,
-        *,
-        ongoing: bool = False,
-        wait: bool = True,
-    ) -> None:
-        """Set the answer to the current request.  A finished answer that leaves the next step to the
-        vehicle (``wait``) starts the sequence timer (V2G_SECC_Sequence_Timeout)."""
-        self.response = response
-        self.processing = Processing.ONGOING if ongoing else Processing.FINISHED
-        if wait and not ongoing:
-            self.deadlines.set("sequence", now + self.t["sequence"])
-
-    def _shown(self) -> bool:
-        """The current stage (and its answer) has gone out in at least one EvseStatus frame."""
-        return self._sent_stage is self.stage
-
-    # ---- inputs ----------------------------------------------------------------------------
     def start(self, now: float) -> list[Frame]:
         """Operator start with the plug in: read PP and CP, start the bridge frames (§2, §3)."""
         self.power.reset_clock(now)
@@ -166,14 +78,17 @@ class CcsCharger(Core):
             return []
         try:
             values = codec.decode(frame.data)
-        except DecodeError as err:
-            self.bad_frames += 1
-            log.info("ignored vehicle frame: %s", err)
+        except DecodeError:
+            self._unusable(codec.name, f"DLC {len(frame.data)}, the DBC says {codec.length}")
+            return []
+        missing = self._missing(codec.name, values)
+        if missing:  # §9: SNA / Invalid where the stage needs a value: as if not received
+            self._unusable(codec.name, missing)
             return []
         self.frames_received += 1
         self.ev[codec.name] = values
-        if self.stage in _SUPERVISED:
-            self.deadlines.set(f"rx:{codec.name}", now + self.t["rx_timeout"])
+        if self.stage in SUPERVISED:
+            self._arm_rx(codec.name, now)
         if codec.name == "EvStatus":
             self._on_status(values, now)
         elif codec.name == "EvTargets" and self.stage is Stage.CURRENT_DEMAND:
@@ -219,14 +134,18 @@ class CcsCharger(Core):
         if self.stage in ACTIVE:
             self._stop("charger_malfunction", now)
 
-    # ---- the vehicle's status and requests ----------------------------------------------------
     def _on_status(self, values: dict[str, Value], now: float) -> None:
         self._status_at = now
+        jumps = self.alive.jumps
         advanced = self.alive.update(int(values["EvAliveCounter"]))
-        if self.stage in _SUPERVISED and (advanced or not self._alive_armed):
+        if self.stage in SUPERVISED and (advanced or not self._alive_armed):
             self._alive_armed = True  # armed by the first frame even if its counter is SNA
             self._advanced_at = now
             self.deadlines.set("alive", now + self.t["alive_timeout"])
+            if self.alive.jumps > jumps:
+                self._alive_jumped(now)
+        if self.stage in AFTER_POWER and values["EvContactorState"] == ContactorState.ERROR:
+            self._welded(now, f"EvContactorState Error, inlet {self.evse.inlet_voltage():.0f} V")
         request = int(values["EvRequest"])
         changed, self.request = request != self.request, request
         self._on_request(now, changed)
@@ -235,16 +154,22 @@ class CcsCharger(Core):
 
     def _on_request(self, now: float, changed: bool) -> None:
         st, r = self.stage, self.request
-        if st not in _SUPERVISED or r == Request.SNA:
+        if st not in SUPERVISED or r == Request.SNA:
             return
         if r == Request.SESSION_STOP and self.sm.can("session_stop"):
             if self.stop_reason is None:
                 self._record_stop("vehicle_stop_before_charging", now)
+            if st is Stage.WELDING_DETECTION:
+                self._welding_checked(now)
             self._enter_session_stop(now)
         elif r == Request.POWER_DELIVERY_STOP and self.sm.can("power_delivery_stop"):
             if self.stop_reason is None:
-                code = {Stage.CURRENT_DEMAND: "vehicle_stop", Stage.PAUSED: "cp_state_b"}
-                self._record_stop(code.get(st, "vehicle_stop_before_charging"), now)
+                code = {Stage.CURRENT_DEMAND: "vehicle_stop", Stage.PAUSED: "cp_state_b"}.get(
+                    st, "vehicle_stop_before_charging"
+                )
+                if code == "vehicle_stop":
+                    code = self._why_ev_stops()
+                self._record_stop(code, now)
             self._enter_power_delivery_stop(
                 "power_delivery_stop", now, "PowerDelivery(ReadyToCharge = false)"
             )
@@ -270,9 +195,14 @@ class CcsCharger(Core):
             self.stop_detail = f"request {self._request_name(r)} in stage {st.value}"
             self._stop("sequence_error", now)
 
-    # ---- entering stages ---------------------------------------------------------------------
     def _enter_session_setup(self, now: float) -> None:
         self.deadlines.cancel("communication_setup")
+        offer = AppProtocol(int(self.harness.line(APP_PROTOCOL_LINE, AppProtocol.DIN70121)))
+        if not offer & AppProtocol.DIN70121:  # §4 #1: supportedAppProtocolRes Failed_NoNegotiation
+            self._go("session_setup", now, f"supportedAppProtocol: {app_protocol_text(offer)}")
+            self.stop_detail = f"it offers {app_protocol_text(offer)}; this charger speaks DIN 70121 only"
+            self._stop("no_common_protocol", now)
+            return
         self.protocol = Protocol.DIN70121
         self.status_code = EvseStatusCode.READY
         self._go("session_setup", now, "DIN 70121 agreed, new session")
@@ -314,7 +244,7 @@ class CcsCharger(Core):
     def _check_cp_c(self, now: float) -> None:
         """§2: the EV switches B -> C after ChargeParameterDiscovery: lock the connector."""
         answered = self.processing is Processing.FINISHED and self._shown()
-        if answered and self.stop_reason is None and self.evse.pilot.state in _C_LIKE:
+        if answered and self.stop_reason is None and self.evse.pilot.state in C_LIKE:
             self.deadlines.cancel("cp_detection")
             self._go("cp_c", now, f"CP {self.evse.pilot.label} ({self.evse.pilot.high_v:.1f} V), locking")
             self.deadlines.set("lock", now + self.config.lock_time)
@@ -322,6 +252,10 @@ class CcsCharger(Core):
 
     def _enter_cable_check(self, now: float) -> None:
         self._go("cable_check", now, f"isolation test at {self.test_voltage:g} V")
+        inlet = self.evse.inlet_voltage()
+        if inlet >= T.SAFE_V:  # §2: the EV switches to C only with its contactors open
+            self._welded(now, f"inlet at {inlet:.0f} V at CableCheckReq (relays open)")
+            return
         self.evse.set_relays(True)
         self.isolation = IsolationStatus.INVALID
         self.status_code = EvseStatusCode.ISOLATION_MONITORING_ACTIVE
@@ -355,9 +289,6 @@ class CcsCharger(Core):
             return
         self.cable_phase = "bleed"
         self.power.set_off()
-
-    def _isolation_level(self) -> IsolationStatus:
-        return self.evse.isolation_level(self.test_voltage or self.config.max_voltage)
 
     def _enter_precharge(self, now: float) -> None:
         self._go("precharge", now, "PreChargeReq")
@@ -398,51 +329,17 @@ class CcsCharger(Core):
         self.evse.advance(now)  # a new setpoint applies from now on
         self.power.set_current(min(target, self.config.max_current))
 
-    def _enter_power_delivery_stop(self, trigger: str, now: float, detail: str) -> None:
-        self._go(trigger, now, detail)
-        self.evse.advance(now)
-        self.power.set_current(0.0, stopping=True)
-        self.deadlines.set("stop_current", now + self.t["stop_current"])
-        self._answer(now)
-
     def _enter_session_stop(self, now: float) -> None:
         self._go("session_stop", now, "SessionStopReq")
         self._answer(now, wait=False)
         self._end_supervision()
 
-    def _end_supervision(self) -> None:
-        for name in list(VEHICLE_FRAMES):
-            self.deadlines.cancel(f"rx:{name}")
-        self.deadlines.cancel(
-            "alive",
-            "sequence",
-            "ongoing",
-            "authorized",
-            "cp_detection",
-            "communication_setup",
-            "ready_to_charge",
-            "cable_check",
-            "isolation_measure",
-            "precharge",
-            "pause",
-            "lock",
-        )
-
-    def _enter_unlock(self, trigger: str, now: float, detail: str) -> None:
-        self.evse.set_duty(NO_PWM)
-        self.evse.advance(now)
-        self.power.set_off()
-        self.evse.set_relays(False)
-        self._go(trigger, now, detail)
-        self.deadlines.set("unlock_wait", now + self.t["unlock_wait"])
-
-    # ---- periodic work -----------------------------------------------------------------------
     def _tick(self, now: float) -> None:
         self.evse.advance(now)
         self.evse.publish()
         self.evse.measure()
         stage = self.stage
-        if stage in _SUPERVISED and not self._pilot_ok(now):
+        if stage in SUPERVISED and not self._pilot_ok(now):
             return
         if stage in ACTIVE and self.stage is not Stage.PLUGGED_IN and not self._plug_ok(now):
             return
@@ -464,7 +361,7 @@ class CcsCharger(Core):
         elif stage is Stage.CURRENT_DEMAND:
             self._current_demand_step(now)
         elif stage is Stage.PAUSED:
-            if self.evse.pilot.state in _C_LIKE and self.request == Request.CURRENT_DEMAND:
+            if self.evse.pilot.state in C_LIKE and self.request == Request.CURRENT_DEMAND:
                 self.deadlines.cancel("pause")
                 self._go("resume", now, f"CP {self.evse.pilot.label} again")
                 self._follow(now)
@@ -492,60 +389,6 @@ class CcsCharger(Core):
                 self.deadlines.set("communication_setup", now + self.t["communication_setup"])
                 self._pilot_ok(now)  # §2 diode check on the first PWM period
 
-    def _pilot_ok(self, now: float) -> bool:
-        """§8: CP to A / E / F or an invalid level, or a failed diode check: emergency stop."""
-        state = self.evse.pilot.state
-        code = ""
-        if state is CpState.A and self.stage is not Stage.PLUGGED_IN:
-            code = "cp_state_a"
-        elif state is CpState.E:
-            code = "cp_state_e"
-        elif state in (CpState.F, CpState.INVALID):
-            code = "cp_invalid"
-        elif self.evse.pilot.diode_ok is False:
-            code = "diode_fault"
-        if not code:
-            return True
-        self.stop_detail = f"CP high {self.evse.pilot.high_v:.1f} V, low {self.evse.pilot.low_v:.1f} V"
-        self._stop(code, now)
-        return False
-
-    def _plug_ok(self, now: float) -> bool:
-        if pp_ok(self.evse.pp_code):
-            return True
-        self.stop_detail = f"PP reads {self.evse.pp_text()}"
-        code = "pp_unlatched" if self.evse.pp_code is PpCode.TYPE1_BUTTON_PRESSED else "pp_invalid"
-        self._stop(code, now)
-        return False
-
-    def _ev_refuses(self, now: float) -> bool:
-        """§8: EVErrorCode other than NO_ERROR, or EVReady withdrawn in a DC stage: stop."""
-        if self.stage in (Stage.PLUGGED_IN, Stage.CP_B_PWM):
-            return False
-        code = self._ev("EvStatus", "EvErrorCode")
-        if code is not None and code != EvErrorCode.NO_ERROR:
-            self._stop(EV_ERRORS.get(int(code), "ev_error_reserved"), now)
-            return True
-        dc = (Stage.CABLE_CHECK, Stage.PRECHARGE, *POWER)
-        if self.stage in dc and self._flag("EvReady") is False:
-            self._stop("ev_not_ready", now)
-            return True
-        if self.stage in POWER and self._flag("EvStopRequest"):
-            self._stop("vehicle_stop", now)
-            return True
-        return False
-
-    def _imd(self, now: float) -> bool:
-        """The IMD keeps watching from pre-charge on (§7): a fault stops, a warning is reported."""
-        level = self._isolation_level()
-        if level is IsolationStatus.FAULT:
-            self.isolation = level
-            self.stop_detail = f"insulation fell to {ohm_text(self.harness.insulation_resistance_ohm)}"
-            self._stop("isolation_fault", now)
-            return True
-        self.isolation = level
-        return False
-
     def _current_demand_step(self, now: float) -> None:
         if self.evse.pilot.state is CpState.B:
             self.evse.advance(now)
@@ -557,29 +400,12 @@ class CcsCharger(Core):
         if not self._imd(now):
             self._follow(now)
 
-    def _ramp_down_step(self, now: float) -> None:
-        if self.power.current > T.CURRENT_OFF_A:
-            return
-        self.deadlines.cancel("stop_current")
-        if self.power.mode is not Mode.OFF:
-            self.power.set_off()
-        if not self._shown():
-            return
-        if self.stage is Stage.EMERGENCY_STOP or (
-            self.stage is Stage.ERROR and self.stop_stage in (Stage.PLUGGED_IN, Stage.CP_B_PWM)
-        ):
-            self._enter_unlock("release", now, f"output off after {self.stop_code()}")
-        elif self.stage is Stage.ERROR:
-            self.evse.set_relays(False)
-
-    # ---- deadlines ---------------------------------------------------------------------------
     def _on_deadline(self, name: str, now: float) -> None:
         stage = self.stage
-        if name.startswith("rx:") and stage in _SUPERVISED:
-            frame = self.codec.message(name[3:])
-            self.stop_detail = f"{frame.name} (0x{frame.frame_id:03X}) missing for {self.t['rx_timeout']:g} s"
-            self._stop("can_timeout", now)
-        elif name == "alive" and stage in _SUPERVISED and self._status_at > self._advanced_at:
+        if name.startswith("rx:") and stage in SUPERVISED:
+            code, self.stop_detail = self._rx_lost(name[3:], now)
+            self._stop(code, now)
+        elif name == "alive" and stage in SUPERVISED and self._status_at > self._advanced_at:
             # frames kept coming with a stuck counter (if they stopped, the receive timeout says so)
             self.stop_detail = f"EvAliveCounter stuck at {self.alive.last} for {self.t['alive_timeout']:g} s"
             self._stop("alive_counter_frozen", now)
@@ -596,7 +422,7 @@ class CcsCharger(Core):
         elif name == "sequence" and stage is Stage.ERROR:
             self.faults.append("session_not_closed")
             self._enter_unlock("release", now, "vehicle did not end the session")
-        elif name == "sequence" and stage in _SUPERVISED:
+        elif name == "sequence" and stage in SUPERVISED:
             self.stop_detail = (
                 f"no request after {self._request_name(self.request)} for {self.t['sequence']:g} s"
             )
@@ -630,143 +456,7 @@ class CcsCharger(Core):
                 "current still %.1f A %.2f s after the stop", self.power.current, self.t["stop_current"]
             )
         elif name == "unlock_wait" and stage is Stage.UNLOCK:
+            inlet = self.evse.inlet_voltage()
+            if not self.evse.relays and self._ev_contactors_open():  # the voltage is the battery's
+                self._welded(now, f"inlet still {inlet:.0f} V with the relays and the EV contactors open")
             self._note_shutdown_fault("output_not_discharged", now)
-
-    # ---- stop paths --------------------------------------------------------------------------
-    def stop_code(self) -> str:
-        return self.stop_reason.code if self.stop_reason is not None else ""
-
-    def _record_stop(self, code: str, now: float) -> None:
-        if self.stop_reason is not None:
-            if code not in self.faults and code != self.stop_reason.code:
-                self.faults.append(code)
-            return
-        self.stop_reason = REASONS[code]
-        # a C -> B drop is a stop begun in the current demand loop, even if the EV ends it from the pause
-        paused_drop = code == "cp_state_b" and self.stage is Stage.PAUSED
-        self.stop_stage = Stage.CURRENT_DEMAND if paused_drop else self.stage
-        log.info("%.3f charger stop in %s: %s", now, self.stage.value, code)
-
-    def _stop(self, code: str, now: float) -> None:
-        """Begin the stop for ``code``: ramp down (normal, power flowing), error or emergency stop."""
-        self._record_stop(code, now)
-        reason = REASONS[code]
-        stage = self.stage
-        self.evse.advance(now)  # the ramp starts now, not at the last tick
-        if code in EMERGENCY and self.sm.can("emergency"):
-            self._end_supervision()
-            self.status_code = EvseStatusCode.EMERGENCY_SHUTDOWN
-            self.notification = Notification.STOP_CHARGING
-            self.evse.set_duty(NO_PWM)
-            self.power.set_off()
-            self._go("emergency", now, self._cause(reason.cause))
-            self.response, self.processing = ResponseCode.FAILED, Processing.FINISHED
-            self.deadlines.set("stop_current", now + self.t["stop_current"])
-            self._ramp_down_step(now)
-            return
-        if stage in ENDING or stage in (Stage.ERROR, Stage.EMERGENCY_STOP, Stage.SESSION_STOP):
-            return  # already on the way out: noted only
-        self.notification = Notification.STOP_CHARGING
-        self.status_code = (
-            EvseStatusCode.MALFUNCTION if reason.origin is Origin.CHARGER else EvseStatusCode.SHUTDOWN
-        )
-        if reason.normal and stage in POWER:
-            self._enter_power_delivery_stop("ramp_down", now, self._cause(reason.cause))
-            return
-        if self.sm.can("error"):
-            if self.power.mode is Mode.CURRENT:
-                self.power.set_current(0.0, stopping=True)
-            else:
-                self.power.set_off()
-            self._go("error", now, self._cause(reason.cause))
-            self._answer(now, ResponseCode.OK if reason.normal else RESPONSE.get(code, ResponseCode.FAILED))
-            if code == "isolation_fault":
-                self.isolation = IsolationStatus.FAULT
-            self.deadlines.set("stop_current", now + self.t["stop_current"])
-            self._ramp_down_step(now)
-
-    def _cause(self, cause: str) -> str:
-        return cause + (f": {self.stop_detail}" if self.stop_detail else "")
-
-    def _note_shutdown_fault(self, code: str, now: float) -> None:
-        """The output stays live: never unlock a live connector; the session ends locked (§7)."""
-        self.faults.append(code)
-        if self.stop_reason is not None and self.stop_reason.normal:
-            self.stop_reason = REASONS[code]
-        self.status_code = EvseStatusCode.MALFUNCTION
-        self._go("give_up", now, f"output stays at {self.evse.inlet_voltage():.0f} V: connector stays locked")
-        self._finish(now)
-
-    def _finish(self, now: float) -> None:
-        reason = self.stop_reason or REASONS["operator_stop"]
-        stage = self.stop_stage or Stage.IDLE
-        completed = reason.normal and self.charge_start is not None and reason.origin is Origin.VEHICLE
-        self.emit(
-            SessionEnded(
-                now,
-                Role.CHARGER,
-                Outcome.COMPLETED if completed else Outcome.STOPPED,
-                reason.code,
-                self._cause(reason.cause),
-                stage.value,
-                STEP[stage],
-                reason.origin,
-            )
-        )
-        self.deadlines.clear()
-        self.finished = self.cyclic is None
-
-    # ---- frames out --------------------------------------------------------------------------
-    def target_current(self) -> float | None:
-        return self._ev("EvTargets", "EvTargetCurrent")
-
-    def _cycle_frames(self, now: float) -> list[Frame]:
-        out = self._frames.build(self, now)
-        self.counter = next_alive(self.counter)
-        self._sent_stage = self.stage
-        self.frames_sent += len(out)
-        return out
-
-    # ---- views -------------------------------------------------------------------------------
-    @staticmethod
-    def _request_name(r: int) -> str:
-        try:
-            return Request(r).name
-        except ValueError:
-            return str(r)
-
-    def snapshot(self) -> Snapshot:
-        stage = self.stage
-        volts, amps = self.evse.inlet_voltage(), self.power.current
-        status = self._status_msg
-        return Snapshot(
-            stage=stage.value,
-            step=STEP[stage],
-            values={
-                "status": status.describe("EvseStatusCode", int(self.status_code)),
-                "evse_stage": NUMBER[stage],
-                "ev_request": self.request,
-                "response": status.describe("EvseResponseCode", int(self.response)),
-                "processing": self.processing.name.lower(),
-                "cp_state": self.evse.pilot.label,
-                "cp_voltage": round(self.evse.pilot.high_v, 2),
-                "cp_duty": self.evse.duty,
-                "pp_ohm": self.evse.pp_ohm,
-                "pp_code": self.evse.pp_code.name,
-                "isolation": self.isolation.name.lower(),
-                "locked": self.evse.locked,
-                "relays": self.evse.relays,
-                "target_voltage": self._ev("EvTargets", "EvTargetVoltage") or 0.0,
-                "current_request": self._ev("EvTargets", "EvTargetCurrent") or 0.0,
-                "present_voltage": volts,
-                "present_current": amps,
-                "power_kw": volts * amps / 1000.0,
-                "energy_kwh": self.power.energy_wh / 1000.0,
-                "soc": self._ev("EvStatus", "EvSoc") or 0.0,
-                "frames_sent": self.frames_sent,
-                "frames_received": self.frames_received,
-                "last_fault": self.faults[-1]
-                if self.faults
-                else (self.stop_reason.code if self.stop_reason and not self.stop_reason.normal else ""),
-            },
-        )

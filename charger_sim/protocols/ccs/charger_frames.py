@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 from ...codec import Codec
 from ...frames import Frame
 from .bridge import (
-    Bool2,
     EvseStatusCode,
     IsolationStatus,
     Notification,
@@ -45,6 +45,22 @@ class ChargerFrames:
         self._status = codec.message("EvseStatus")
         self._present = codec.message("EvsePresentValues")
         self.limits = self._limit_frames(codec, config)  # constant: encoded (and range-checked) once
+        self._limit_codecs = (codec.message("EvseMaxLimits"), codec.message("EvseMinLimits"))
+        # compiled frame builders (generated from the DBC): now + every signal, positionally
+        self._status_frame = self._status.framer(
+            "EvseStage", "EvseProtocol", "EvseResponseCode", "CpState", "CpDiodePresent", "CpDuty",
+            "PpResistance", "PpCode", "EvseIsolationStatus", "EvseStatusCode", "EvseNotification",
+            "EvseProcessing", "EvseAliveCounter",
+        )
+        self._present_frame = self._present.framer(
+            "EvsePresentVoltage", "EvsePresentCurrent", "EvsePresentPower", "EvseCurrentLimitAchieved",
+            "EvseVoltageLimitAchieved", "EvsePowerLimitAchieved", "EvseNotificationMaxDelay",
+        )
+        present = self._present  # the largest value below SNA of the three measured values (or_sna)
+        self._present_tops = tuple(
+            float(or_sna(present, name, math.inf))
+            for name in ("EvsePresentVoltage", "EvsePresentCurrent", "EvsePresentPower")
+        )
 
     @staticmethod
     def _limit_frames(codec: Codec, cfg: CcsChargerConfig) -> tuple[Frame, Frame]:
@@ -79,44 +95,39 @@ class ChargerFrames:
         in_loop = c.stage is Stage.CURRENT_DEMAND
         target_i = (c.target_current() or 0.0) if in_loop else 0.0
         volts, amps = evse.inlet_voltage(), evse.harness.output_current
-        present = self._present
+        pilot = evse.pilot
+        diode = pilot.diode_ok
+        v_top, i_top, p_top = self._present_tops
+        power = volts * amps / 1000.0
+        limits = self._limit_codecs
+        # every signal positionally, through the compiled builders (or_sna below SNA is
+        # min(max(value, 0.0), top); Bool2.of is SNA 3 for None, else TRUE 1 / FALSE 0)
         return [
-            self._status.frame(
-                {
-                    "EvseStage": NUMBER[c.stage],
-                    "EvseProtocol": int(c.protocol),
-                    "EvseResponseCode": int(c.response),
-                    "CpState": int(evse.pilot.state),
-                    "CpDiodePresent": int(Bool2.of(evse.pilot.diode_ok)),
-                    "CpDuty": evse.duty,
-                    "PpResistance": OPEN_OHM if pp >= OPEN_OHM else round(pp),
-                    "PpCode": int(evse.pp_code),
-                    "EvseIsolationStatus": int(c.isolation),
-                    "EvseStatusCode": int(c.status_code),
-                    "EvseNotification": int(c.notification),
-                    "EvseProcessing": int(c.processing),
-                    "EvseAliveCounter": c.counter,
-                },
+            self._status_frame(
                 now,
+                NUMBER[c.stage],
+                int(c.protocol),
+                int(c.response),
+                int(pilot.state),
+                3 if diode is None else (1 if diode else 0),
+                evse.duty,
+                OPEN_OHM if pp >= OPEN_OHM else round(pp),
+                int(evse.pp_code),
+                int(c.isolation),
+                int(c.status_code),
+                int(c.notification),
+                int(c.processing),
+                c.counter,
             ),
-            *(Frame(f.arbitration_id, f.data, f.is_extended_id, now) for f in self.limits),
-            present.frame(
-                {
-                    "EvsePresentVoltage": or_sna(present, "EvsePresentVoltage", volts),
-                    "EvsePresentCurrent": or_sna(present, "EvsePresentCurrent", amps),
-                    "EvsePresentPower": or_sna(present, "EvsePresentPower", volts * amps / 1000.0),
-                    # DIN sends the three flags in CurrentDemandRes only: SNA elsewhere
-                    "EvseCurrentLimitAchieved": int(
-                        Bool2.of(target_i > cfg.max_current if in_loop else None)
-                    ),
-                    "EvseVoltageLimitAchieved": int(
-                        Bool2.of(volts >= cfg.max_voltage - 0.5 if in_loop else None)
-                    ),
-                    "EvsePowerLimitAchieved": int(
-                        Bool2.of(target_i * volts > cfg.max_power if in_loop else None)
-                    ),
-                    "EvseNotificationMaxDelay": cfg.notification_max_delay,
-                },
+            *(m.frame_of(f.data, now) for m, f in zip(limits, self.limits, strict=True)),
+            self._present_frame(
                 now,
+                min(max(volts, 0.0), v_top),
+                min(max(amps, 0.0), i_top),
+                min(max(power, 0.0), p_top),
+                (1 if target_i > cfg.max_current else 0) if in_loop else 3,
+                (1 if volts >= cfg.max_voltage - 0.5 else 0) if in_loop else 3,
+                (1 if target_i * volts > cfg.max_power else 0) if in_loop else 3,
+                cfg.notification_max_delay,
             ),
         ]

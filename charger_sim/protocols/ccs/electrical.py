@@ -27,7 +27,11 @@ line               writer  meaning
 ``cp_state``       EVSE    the measured state (:class:`CpState` value), written by the charger
 ``cp_voltage``     EVSE    the measured high level in V
 ``pp_ohm``         EVSE    the measured PP-PE resistance in Ohm (``inf`` = open)
+``cp_pin``         fault   worn CP contact: the high level the EVSE reads (V); 0 = contact open
+``pp_pin``         fault   worn PP contact: the PP-PE resistance the inlet reads (Ohm); 0 = open
 =================  ======  ===========================================================================
+
+The two ``*_pin`` lines are never driven: only a ``worn_pins`` fault sets them (as harness overrides).
 """
 
 from __future__ import annotations
@@ -51,6 +55,12 @@ DIODE_OK_BELOW_V = -11.0  # §2: the low half must read about -12 V (the state F
 NO_PWM = 100.0  # duty that means a constant level (no PWM: B1 / C1)
 DIGITAL_DUTY = 5.0  # §2: 5 % = digital communication required (DC charging)
 DIGITAL_BAND = (3.0, 7.0)  # §2: accepted as 5 %
+
+# worn contacts (fault catalogue ``worn_pins``): the lines, and what a worn contact reads by default
+CP_PIN_LINE = "cp_pin"
+PP_PIN_LINE = "pp_pin"
+WORN_CP_V = 7.5  # §2: between the B (8-10 V) and C (5-7 V) windows: Invalid
+WORN_PP_OHM = 3000.0  # §3: above 2460 ohm (CCS2) and 960 ohm (CCS1), below open: Invalid
 
 
 class CpState(enum.IntEnum):
@@ -174,14 +184,26 @@ class PilotReading:
         return name
 
 
-def read_pilot(harness: Harness) -> PilotReading:
-    """The CP as a receiver on the wire sees it now (both sides read the same wire)."""
+def read_pilot(harness: Harness, *, ev_side: bool = False) -> PilotReading:
+    """The CP as a receiver on the wire sees it now: the EVSE's (default) or the EV's (``ev_side``).
+
+    Both read the same wire, except through a worn CP contact (line ``cp_pin``): open, the EVSE sees
+    no EV load (+12 V, state A) and the EV sees no pilot at all (0 V, no PWM); a corroded contact
+    makes both read the level it forces.
+    """
     mode = CpMode(int(harness.line("cp_mode", CpMode.UNPOWERED)))
     duty = harness.line("cp_duty", NO_PWM)
     ev_ohm = harness.line("cp_ev_ohm", math.inf)
     diode = harness.line("cp_ev_diode", 1.0) != 0.0
     short = harness.is_on("cp_short")
+    pin = harness.line(CP_PIN_LINE, math.nan)
+    if pin == 0.0 and ev_side:
+        return PilotReading(0.0, 0.0, NO_PWM, classify(0.0), None)
+    if pin == 0.0:
+        ev_ohm = math.inf
     high, low = cp_levels(mode, ev_ohm, diode, short=short, connected=harness.connected)
+    if not math.isnan(pin) and pin != 0.0 and not short and mode is CpMode.NORMAL:
+        high = pin  # a corroded contact: the level it forces (the diode check still sees the low half)
     state = classify(high)
     pwm = duty < NO_PWM and mode is CpMode.NORMAL
     return PilotReading(high, low if pwm else high, duty, state, diode_ok(low) if pwm else None)
@@ -260,7 +282,11 @@ def pp_ok(code: PpCode) -> bool:
 
 
 def measure_pp(harness: Harness, plug_ohm: float) -> float:
-    """PP-PE as the inlet sees it: the plug's resistor plus the contact resistance, open if unplugged."""
-    if not harness.connected:
+    """PP-PE as the inlet sees it: the plug's resistor plus the contact resistance, open if unplugged
+    or through an open PP contact; a worn contact (line ``pp_pin``) reads what it forces."""
+    pin = harness.line(PP_PIN_LINE, math.nan)
+    if not harness.connected or pin == 0.0:
         return math.inf
+    if not math.isnan(pin):
+        return pin
     return plug_ohm + harness.line("pp_contact_ohm", 0.0)

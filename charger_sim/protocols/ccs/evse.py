@@ -86,6 +86,8 @@ class CcsChargerConfig:
             max_power=self.max_power,
             min_voltage=self.min_voltage,
             current_slew_a_per_s=self.current_slew_a_per_s,
+            # current <= 1 A within the stop limit (§2, §8) from any setpoint, with a 20 % margin
+            stop_slew_a_per_s=max(600.0, self.max_current / (0.8 * T.limit("stop_current", self.revision))),
         )
 
 
@@ -118,11 +120,10 @@ class Evse:
         h.set("pp_ohm", self.pp_ohm)
 
     def inlet_voltage(self) -> float:
-        """The cable / inlet voltage: the battery's once the vehicle's contactors are closed."""
-        h = self.harness
-        if h.contactors_closed and h.connected:
-            return h.battery_voltage
-        return self.power.voltage
+        """The cable / inlet voltage: the battery's once the vehicle's contactors are closed (or welded
+        shut: then the inlet stays live whatever the relays and the vehicle's command do)."""
+        battery = self.harness.dc_link_voltage
+        return self.power.voltage if battery is None else battery
 
     def dc_link(self) -> float | None:
         """The battery voltage the power stage sees: only through closed output relays."""

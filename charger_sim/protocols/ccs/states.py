@@ -114,8 +114,6 @@ DESCRIPTION: dict[Stage, str] = {
 }
 
 
-
-
 # Stages where the V2G session is open and the charger can still stop normally.
 BEFORE_POWER = (
     Stage.SESSION_SETUP,
@@ -149,6 +147,26 @@ TOLERATED: dict[Stage, frozenset[int]] = {
     Stage.POWER_DELIVERY_STOP: frozenset({Request.CURRENT_DEMAND, Request.POWER_DELIVERY_STOP}),
     Stage.WELDING_DETECTION: frozenset({Request.WELDING_DETECTION}),
 }
+# Signals a vehicle frame must carry (not SNA, not Invalid) in the stages that act on them: §4 (the
+# DIN request content: DC_EVStatus in every DC request from ChargeParameterDiscovery on, the targets of
+# PreChargeReq and CurrentDemandReq) and §9 (SNA decodes to "no value", never to a number; 2-bit flags
+# 2 Invalid / 3 SNA).  A frame without them is unusable: the charger keeps the last good values and the
+# frame does not count as received (its rx_timeout runs on; then invalid_frame).  EvMaxLimits is checked
+# where it is read (ChargeParameterDiscovery: FAILED_WrongChargeParameter); EvBatteryInfo is optional.
+_DC_STATUS = frozenset(
+    (Stage.CHARGE_PARAMETER_DISCOVERY, Stage.CP_STATE_C, Stage.CABLE_CHECK, Stage.PRECHARGE, *POWER, *ENDING)
+)
+_TARGETS = frozenset((Stage.PRECHARGE, Stage.CURRENT_DEMAND, Stage.PAUSED))
+REQUIRED: dict[str, tuple[tuple[str, frozenset[Stage]], ...]] = {
+    "EvStatus": (
+        ("EvRequest", frozenset((*ACTIVE, *ENDING, Stage.ERROR))),
+        ("EvReady", _DC_STATUS),
+        ("EvErrorCode", _DC_STATUS),
+        ("EvSoc", _DC_STATUS),
+    ),
+    "EvTargets": (("EvTargetVoltage", _TARGETS), ("EvTargetCurrent", _TARGETS)),
+}
+
 TRANSITIONS: tuple[Transition[Stage], ...] = (
     Transition("start", (Stage.IDLE,), Stage.PLUGGED_IN, "§3, §2: plug detected: PP read, CP B1 (9 V)"),
     Transition("abandon", (Stage.IDLE,), Stage.DONE, "stopped before start, nothing to undo"),

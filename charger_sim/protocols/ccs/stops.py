@@ -54,8 +54,17 @@ REASONS: dict[str, StopReason] = {
         StopReason("isolation_fault", _V, "insulation test failed (isolation status Fault)"),
         StopReason("precharge_timeout", _V, "vehicle did not close its contactors after pre-charge"),
         StopReason("alive_counter_frozen", _V, "vehicle alive counter stopped: controller hung"),
+        # §3, §8: PP open or invalid while the output is live: the plug may be coming out
+        StopReason("pp_lost", _V, "proximity pilot lost with the output live (worn contact, plug out)"),
+        # §1, §4 #1: supportedAppProtocol without DIN 70121 (Failed_NoNegotiation); this SECC speaks DIN only
+        StopReason("no_common_protocol", _V, "vehicle offers no application protocol this charger speaks"),
+        # §4 #12, §7: WeldingDetection: the inlet stays live with the vehicle's contactors open; or §2
+        # (S2 closes only with the contactors open): battery voltage on the inlet at CableCheckReq
+        StopReason("contactor_welded", _V, "vehicle contactors welded: the inlet stays live with them open"),
         # link
         StopReason("can_timeout", _L, "vehicle CAN frames stopped arriving"),
+        # §9: SNA / Invalid in a field the stage needs, or a wrong DLC: the frame is unusable for 1 s
+        StopReason("invalid_frame", _L, "vehicle frames arrive unusable (wrong length, SNA or Invalid)"),
         # charger
         StopReason("cable_check_timeout", _C, "cable check did not complete"),
         StopReason("precharge_failed", _C, "output did not reach the pre-charge voltage"),
@@ -73,7 +82,9 @@ REASONS: dict[str, StopReason] = {
 EMERGENCY: frozenset[str] = frozenset(
     {
         "can_timeout",
+        "invalid_frame",
         "alive_counter_frozen",
+        "pp_lost",
         "sequence_timeout",
         "cp_state_a",
         "cp_state_e",
@@ -88,6 +99,8 @@ RESPONSE: dict[str, ResponseCode] = {
     "sequence_error": ResponseCode.FAILED_SEQUENCE_ERROR,
     "cp_not_c": ResponseCode.FAILED_SEQUENCE_ERROR,
     "authorization_timeout": ResponseCode.FAILED_CONTRACT_CANCELED,
+    # supportedAppProtocolRes Failed_NoNegotiation has no DIN ResponseCode: plain FAILED
+    "no_common_protocol": ResponseCode.FAILED,
 }
 
 EV_ERRORS: dict[int, str] = {

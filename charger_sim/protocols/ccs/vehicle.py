@@ -26,6 +26,7 @@ from ..base import Core, Cyclic, Deadlines, Outcome, Role, SessionEnded, Snapsho
 from ..machine import StageMachine, Transition
 from . import timing as T
 from .bridge import (
+    APP_PROTOCOL_LINE,
     CHARGER_FRAMES,
     VEHICLE_FRAMES,
     AliveCheck,
@@ -37,6 +38,7 @@ from .bridge import (
     Notification,
     Processing,
     Request,
+    app_protocols,
     failed,
     next_alive,
     number,
@@ -184,6 +186,9 @@ class CcsVehicleConfig:
     error_code: int = int(EvErrorCode.FAILED_EV_RESS_MALFUNCTION)
     hang_at_soc: float | None = None  # the controller hangs at this SOC: frames frozen, no reactions
     frame_period: float = T.limit("cycle")
+    # supportedAppProtocol offer, in the EV's priority order: din70121 | iso15118_2 | iso15118_20,
+    # several joined with '+' (fault catalogue firmware_mismatch)
+    app_protocols: str = "din70121"
 
     def __post_init__(self) -> None:
         if self.revision not in T.REVISIONS:
@@ -198,6 +203,7 @@ class CcsVehicleConfig:
             raise ValueError("resistances must not be negative")
         if self.resume_after_s is not None and self.resume_after_s < 0:
             raise ValueError("resume_after_s must not be negative")
+        app_protocols(self.app_protocols)
 
 
 class CcsVehicle(Core):
@@ -226,6 +232,7 @@ class CcsVehicle(Core):
         self.max_voltage = float(config.max_voltage or math.ceil(battery.spec.max_voltage + 10.0))
         self.s2 = False
         self.ready = False
+        self.welded = False  # the welding check found the contactors welded (EvContactorState Error)
         self.charging_complete = False
         self.stop_request = False
         self.error = EvErrorCode.NO_ERROR
@@ -340,6 +347,13 @@ class CcsVehicle(Core):
             nxt = self.cyclic.next_at if nxt is None else min(nxt, self.cyclic.next_at)
         return nxt
 
+    def request_stop(self, now: float, reason: str = "operator_stop") -> list[Frame]:
+        """The driver (or Ctrl-C in the ``bms`` role) ends the session: PowerDelivery(stop) if the
+        battery is on the link, else SessionStop (not once the session is already ending)."""
+        if self.stage in (*_POWER, *_SESSION, VStage.PLUGGED, VStage.LINK_SETUP):
+            self._end(now, "interrupted (Ctrl-C)" if reason == "interrupted" else reason.replace("_", " "))
+        return []
+
     # ---- behaviour ---------------------------------------------------------------------------
     def _on_deadline(self, name: str, now: float) -> None:
         stage = self.stage
@@ -349,7 +363,9 @@ class CcsVehicle(Core):
             self.stop_cause = self.stop_cause or f"charger {name.split('_')[1]}"
             self._abandon(now)
         elif name == "link" and stage is VStage.LINK_SETUP:
-            self._go("link_up", now, "SLAC, SDP, TCP, supportedAppProtocol done")
+            offer = app_protocols(self.config.app_protocols)
+            self.harness.set(APP_PROTOCOL_LINE, int(offer))  # supportedAppProtocolReq, on the PLC link
+            self._go("link_up", now, f"SLAC, SDP, TCP; supportedAppProtocol: {self.config.app_protocols}")
         elif name == "s2" and stage is VStage.CHARGE_PARAMETER_DISCOVERY:
             if self.config.switches_to_c:
                 self._set_s2(True)
@@ -360,6 +376,7 @@ class CcsVehicle(Core):
         elif name == "precharge" and stage is VStage.PRECHARGE:
             self._end(now, "pre-charge not matched in time")
         elif name == "present_values" and stage is VStage.CURRENT_DEMAND:
+            self.ready = False  # §8: an EV-side error (response timeout), not the end of charging
             self._end(now, "CurrentDemandRes (EvsePresentValues) late")
         elif name == "cp_b" and stage is VStage.POWER_DELIVERY_STOP:
             self._set_s2(False)
@@ -369,7 +386,11 @@ class CcsVehicle(Core):
         elif name == "pause_end" and stage is VStage.PAUSED:
             self._end(now, "paused: ending the session")
         elif name == "welding" and stage is VStage.WELDING_DETECTION:
-            self._go("session_stop", now, "welding check not conclusive in time")
+            inlet = self._inlet_voltage()
+            if inlet >= T.SAFE_V:  # §7: the inlet stays live with the contactors open: welded
+                self.welded = True
+                self.stop_cause = f"contactors welded: inlet {inlet:.0f} V after opening them"
+            self._go("session_stop", now, self.stop_cause if self.welded else "welding check inconclusive")
         elif name == "react" and self._ending:
             self._end(now, self.stop_cause or "charger stopped")
 
@@ -385,7 +406,7 @@ class CcsVehicle(Core):
         self._watch_charger(now)
         self._protect(now)
         if stage is VStage.PLUGGED:
-            pilot = read_pilot(self.harness)
+            pilot = read_pilot(self.harness, ev_side=True)
             if pilot.pwm and DIGITAL_BAND[0] <= pilot.duty <= DIGITAL_BAND[1]:
                 self._go("pwm_seen", now, f"CP {pilot.label}, {pilot.duty:g} %")
                 if not self.config.link_fails:
@@ -482,13 +503,21 @@ class CcsVehicle(Core):
             self.charging_complete = True
             self._end(now, f"target SOC {cfg.target_soc:g} % reached")
             return
+        end_a = self.battery.spec.taper_end_current_a
+        if not self.error and self.pack.limit < end_a and self.battery.cv_current_limit() < end_a:
+            # the highest cell sits at its charge cutoff (imbalance, a weak cell): the CV phase has
+            # ended below the pack's end-of-charge current, so the BMS calls the charge complete early
+            self.charging_complete = True
+            self._end(now, f"highest cell at its charge cutoff at {soc:.1f} %: charge complete")
+            return
         available = self._c("EvseMaxLimits", "EvseMaxCurrent") or 0.0
         limit = min(self.pack.limit, self._max_current(), available or math.inf)
         self.target_current = max(0.0, math.floor(limit * 10.0) / 10.0)
 
     def _power_delivery_stop(self, now: float) -> None:
         self.target_current = 0.0
-        emergency = self._status("EvseStage") == NUMBER[Stage.EMERGENCY_STOP]
+        # the charger no longer answers (emergency stop, or already releasing the connector)
+        emergency = self._status("EvseStage") in (NUMBER[Stage.EMERGENCY_STOP], NUMBER[Stage.UNLOCK])
         answered = self._answered(Request.POWER_DELIVERY_STOP) or emergency
         if answered and self.s2 and "cp_b" not in self.deadlines:
             self.deadlines.set("cp_b", now + self.t["vehicle_cp_b_delay"])
@@ -579,7 +608,7 @@ class CcsVehicle(Core):
         cfg = self.config
         status, targets, maxima, info = (self._tx[n] for n in VEHICLE_FRAMES)
         soc = self.battery.soc
-        pilot = read_pilot(self.harness)
+        pilot = read_pilot(self.harness, ev_side=True)
         capacity = self.battery.spec.capacity_kwh
         frames = [
             status.frame(
@@ -593,7 +622,11 @@ class CcsVehicle(Core):
                     "EvCpState": int(pilot.state),
                     "EvSoc": max(0, min(100, round(soc))),
                     "EvContactorState": int(
-                        ContactorState.CLOSED if self.harness.contactors_closed else ContactorState.OPEN
+                        ContactorState.ERROR
+                        if self.welded
+                        else ContactorState.CLOSED
+                        if self.harness.contactors_closed
+                        else ContactorState.OPEN
                     ),
                     "EvAliveCounter": self.counter,
                 },
