@@ -18,6 +18,8 @@ from . import decode as decode_cmd
 from . import diagnose as diagnose_cmd
 from . import faults as faults_cmd
 from . import fuzz as fuzz_cmd
+from . import matrix as matrix_cmd
+from . import profiles as profiles_cmd
 from . import replay as replay_cmd
 from . import roles as roles_cmd
 from . import run as run_cmd
@@ -49,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     roles_cmd.add_parser(sub)
     faults_cmd.add_parser(sub)
     fuzz_cmd.add_parser(sub)
+    matrix_cmd.add_parser(sub)
+    profiles_cmd.add_parser(sub)
     bench_cmd.add_parser(sub)
     return parser
 

@@ -102,12 +102,14 @@ class LinkFaults:
             cutoff = now - float(spec.age or 0.0)
             old = None
             for past in lf.history:
+                if past.arbitration_id != frame.arbitration_id:
+                    continue  # a multi-packet message: replace each transport frame by its own kind
                 if past.timestamp <= cutoff + 1e-9:
                     old = past
                 else:
                     break
             if old is None:  # not that much history yet: the oldest frame seen
-                old = lf.history[0] if lf.history else frame
+                old = next((p for p in lf.history if p.arbitration_id == frame.arbitration_id), frame)
             return Frame(old.arbitration_id, old.data, old.is_extended_id, frame.timestamp)
         if kind == "corrupt_signal":
             sig = self.codec.message(str(spec.message)).signal(str(spec.signal))

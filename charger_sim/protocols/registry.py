@@ -88,7 +88,7 @@ def _chademo() -> ProtocolInfo:
 
 
 def _gbt() -> ProtocolInfo:
-    from .gbt import states, stops, timing
+    from .gbt import faults, states, stops, timing
     from .gbt.bms import GbtBms
     from .gbt.charger import GbtCharger
     from .gbt.config import GbtBmsConfig, GbtChargerConfig
@@ -105,12 +105,13 @@ def _gbt() -> ProtocolInfo:
         build_charger=lambda cfg, harness, codec: GbtCharger(cfg, harness, codec),
         build_vehicle=lambda cfg, battery, harness, codec: GbtBms(cfg, battery, harness, codec),
         **_tables(states, stops, timing),
+        **_faults(faults),
         frame_message=tp_message_name,
     )
 
 
 def _ccs() -> ProtocolInfo:
-    from .ccs import states, stops, timing
+    from .ccs import faults, states, stops, timing
     from .ccs.charger import CcsCharger
     from .ccs.evse import CcsChargerConfig
     from .ccs.vehicle import CcsVehicle, CcsVehicleConfig
@@ -126,6 +127,7 @@ def _ccs() -> ProtocolInfo:
         build_charger=lambda cfg, harness, codec: CcsCharger(cfg, harness, codec),
         build_vehicle=lambda cfg, battery, harness, codec: CcsVehicle(cfg, battery, harness, codec),
         **_tables(states, stops, timing),
+        **_faults(faults),
     )
 
 

@@ -231,6 +231,7 @@ class Session:
             samples=list(self.samples),
             faults=[f.describe() for f in sc.faults],
             charger_faults=list(getattr(self.charger, "faults", [])),
+            fault_times=[(t, spec.describe()) for t, spec in self.faults.fired],
         )
 
 
