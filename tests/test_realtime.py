@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import time
 from pathlib import Path
+from typing import cast
 
 import can
 import pytest
@@ -16,8 +17,10 @@ from charger_sim.cli.main import main
 from charger_sim.codec import load_dbc
 from charger_sim.drivers.adapters import ADAPTERS
 from charger_sim.drivers.canbus import protocol_filters
+from charger_sim.drivers.realtime import DriverSession, Endpoint, RealtimeDriver
 from charger_sim.errors import ExitCode
 from charger_sim.protocols import registry
+from charger_sim.protocols.base import Core, Role
 from tests.buses import (
     FAST_CHADEMO,
     LONG_CHADEMO,
@@ -188,3 +191,53 @@ def test_filters_match_the_peer_ids() -> None:
 def test_stop_rows_helper_reads_status_and_current() -> None:
     msg = can.Message(arbitration_id=0x109, is_extended_id=False, data=bytes([2, 0, 0, 7, 0, 0x25, 0, 0]))
     assert status_109([msg]) == [(0x25, 7)]
+
+
+# ---- wake early, then spin -------------------------------------------------------------------------------
+class _SteppingClock:
+    """A clock that moves on by ``step`` on every reading (the driver's clock is injectable)."""
+
+    def __init__(self, step: float = 0.0002) -> None:
+        self.t = 0.0
+        self.step = step
+        self.readings = 0
+
+    def __call__(self) -> float:
+        self.readings += 1
+        self.t += self.step
+        return self.t
+
+
+def _spinning_driver(clock: _SteppingClock) -> tuple[RealtimeDriver, Endpoint, can.BusABC, can.BusABC]:
+    channel = "spin-test"
+    bus, peer = can.Bus(interface="virtual", channel=channel), can.Bus(interface="virtual", channel=channel)
+    ep = Endpoint(Role.CHARGER, cast(Core, None), bus)  # _spin never asks the core
+    driver = RealtimeDriver(cast(DriverSession, None), [ep], clock=clock)
+    driver.t0 = 0.0
+    return driver, ep, bus, peer
+
+
+def test_spin_polls_the_bus_until_the_clock_reaches_the_deadline() -> None:
+    clock = _SteppingClock()
+    driver, ep, bus, peer = _spinning_driver(clock)
+    try:
+        assert driver._spin(ep, 0.01) is None
+        assert clock.t >= 0.01  # returned at the deadline itself, not before
+        assert clock.t < 0.01 + 2 * clock.step  # ... and without waiting past it
+        assert driver._spin(ep, 0.0) is None  # a past deadline: at once
+    finally:
+        bus.shutdown()
+        peer.shutdown()
+
+
+def test_spin_hands_over_a_frame_that_arrives_before_the_deadline() -> None:
+    clock = _SteppingClock()
+    driver, ep, bus, peer = _spinning_driver(clock)
+    try:
+        peer.send(can.Message(arbitration_id=0x102, is_extended_id=False, data=bytes(8)))
+        got = driver._spin(ep, 1.0)
+        assert got is not None and got.arbitration_id == 0x102
+        assert clock.t < 1.0  # the frame is delivered now; the loop comes back for the deadline
+    finally:
+        bus.shutdown()
+        peer.shutdown()

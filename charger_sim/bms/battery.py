@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
 import random
 from dataclasses import dataclass
+from functools import reduce
+from itertools import repeat
 
 __all__ = [
     "CHEMISTRIES", "CV_MARGIN_V", "PROTECTIONS", "PROTECTION_CELL_OVER_VOLTAGE",
@@ -96,13 +99,20 @@ class Chemistry:
 
 _OCV_ARRAYS: dict[tuple[tuple[float, float], ...], tuple[list[float], list[float]]] = {}
 _OCV_SEGMENTS: dict[tuple[tuple[float, float], ...], list[tuple[float, float, float, float]]] = {}
+_OCV_BY_CHEMISTRY: dict[int, tuple[Chemistry, list[float], list[tuple[float, float, float, float]]]] = {}
 
 
 def _ocv_many(chem: Chemistry, socs_in: list[float]) -> list[float]:
     """``cell_ocv`` for many cells at once (the hot path of :meth:`Battery.step`)."""
-    socs, _ = _ocv_arrays(chem)
-    seg = _ocv_segments(chem)
+    tables = _OCV_BY_CHEMISTRY.get(id(chem))
+    if tables is None or tables[0] is not chem:  # (hashing the OCV table on every step is slow)
+        tables = _OCV_BY_CHEMISTRY[id(chem)] = (chem, _ocv_arrays(chem)[0], _ocv_segments(chem))
+    _, socs, seg = tables
     bl = bisect.bisect_left
+    lo = bl(socs, min(socs_in))
+    if lo == bl(socs, max(socs_in)):  # every cell on one segment (the usual case): same arithmetic
+        s0, v0, dv, ds = seg[lo]
+        return [v0 + (x - s0) * dv / ds for x in socs_in]
     return [v0 + (x - s0) * dv / ds for x in socs_in for s0, v0, dv, ds in (seg[bl(socs, x)],)]
 
 
@@ -299,6 +309,13 @@ class Battery:
         self.charge_ah = 0.0  # net charge that entered the pack
         self.heat_j = 0.0  # Joule heat generated (I²R only, not injected heat)
         self.elapsed_s = 0.0
+        # Per-step work that only depends on the current (repeated while charging at a constant
+        # current): (gain, capacities, [gain / capacity]) and (i², ambient, cooling, resistances,
+        # [steady temperature], I²R sum).  Each is checked against all it came from, so the reuse
+        # gives the very same floats.
+        self._gain_memo: tuple[float, list[float], list[float]] | None = None
+        self._heat_memo: tuple[float, float, float, list[float], list[float], float] | None = None
+        self._max_resistance = max(self._resistance_ohm)
 
     @staticmethod
     def _initial_socs(soc: float, offsets: list[float]) -> list[float]:
@@ -384,7 +401,7 @@ class Battery:
 
     def cell_voltages(self, current_a: float) -> list[float]:
         """One voltage per series group, including its own I·R."""
-        return [v + current_a * r for v, r in zip(self._ocv, self._resistance_ohm, strict=False)]
+        return list(map(operator.add, self._ocv, map(operator.mul, repeat(current_a), self._resistance_ohm)))
 
     def max_cell_voltage(self, current_a: float) -> float:
         cached = self._cell_max
@@ -426,16 +443,20 @@ class Battery:
     def cv_current_limit(self) -> float:
         """Largest current keeping every group at or below ``charge_cutoff_v`` (minus CV_MARGIN_V)."""
         cutoff = self._chem.charge_cutoff_v - CV_MARGIN_V
-        limit = min([(cutoff - v) / r for v, r in zip(self._ocv, self._resistance_ohm, strict=False)])
+        # min over the groups of (cutoff - v) / r, evaluated in C
+        limit: float = min(
+            map(operator.truediv, map(operator.sub, repeat(cutoff), self._ocv), self._resistance_ohm)
+        )
         return max(0.0, limit)
 
     def charge_current_limit(self) -> float:
         """Current the BMS requests now: min(taper, temperature derating, CV limit), never negative."""
-        limit = min(
-            self.taper_current_limit(),
-            self.spec.max_charge_current_a * self.temperature_derating(),
-            self.cv_current_limit(),
-        )
+        limit = min(self.taper_current_limit(), self.spec.max_charge_current_a * self.temperature_derating())
+        # The CV limit only matters when it may be the smallest.  A lower bound on it (highest OCV,
+        # largest resistance; rounding is monotonic) skips the per-group pass far from the cutoff.
+        bound = (self._chem.charge_cutoff_v - CV_MARGIN_V - max(self._ocv)) / self._max_resistance
+        if bound < limit or self._max_resistance != max(self._resistance_ohm):
+            limit = min(limit, self.cv_current_limit())
         return max(0.0, limit)
 
     def protections(self, current_a: float) -> frozenset[str]:
@@ -461,7 +482,10 @@ class Battery:
         v_before = self.terminal_voltage(current_a)
         ah = current_a * dt / 3600.0
         gain = 100.0 * ah  # per group: s + 100 * ah / capacity
-        self._soc = [s + gain / c for s, c in zip(self._soc, self._capacity_ah, strict=False)]
+        memo = self._gain_memo
+        if memo is None or memo[0] != gain or gain == 0.0 or memo[1] != self._capacity_ah:
+            memo = self._gain_memo = (gain, list(self._capacity_ah), [gain / c for c in self._capacity_ah])
+        self._soc = list(map(operator.add, self._soc, memo[2]))
         self._ocv = _ocv_many(self._chem, self._soc)
         self._invalidate()
 
@@ -470,15 +494,30 @@ class Battery:
         cooling = self.spec.cooling_w_per_k / n
         decay = math.exp(-cooling * dt / mass)
         i2 = current_a * current_a
-        joule_w = 0.0
-        for r in self._resistance_ohm:  # I² R summed in group order (sum() rounds differently)
-            joule_w += i2 * r
+        ambient = self._ambient_c
+        heat_memo = self._heat_memo
+        if (
+            heat_memo is None
+            or heat_memo[0] != i2
+            or heat_memo[1] != ambient
+            or heat_memo[2] != cooling
+            or heat_memo[3] != self._resistance_ohm
+        ):
+            r_now = list(self._resistance_ohm)
+            # I² R summed in group order, one addition at a time (sum() may round differently)
+            joule = reduce(operator.add, map(operator.mul, repeat(i2), r_now), 0.0)
+            steady = [ambient + i2 * r / cooling for r in r_now] if cooling > 0.0 else []
+            heat_memo = self._heat_memo = (i2, ambient, cooling, r_now, steady, joule)
+        joule_w = heat_memo[5]
         heat = zip(self._resistance_ohm, self._extra_heat_w, self._temp_c, strict=False)
         if cooling > 0.0:  # each group relaxes exactly towards its steady temperature
-            ambient = self._ambient_c
-            self._temp_c = [
-                st + (t - st) * decay for r, x, t in heat for st in (ambient + (i2 * r + x) / cooling,)
-            ]
+            if not any(self._extra_heat_w):  # no injected heat: i2 * r + 0.0 is i2 * r
+                steady = heat_memo[4]
+                self._temp_c = [st + (t - st) * decay for st, t in zip(steady, self._temp_c, strict=False)]
+            else:
+                self._temp_c = [
+                    (st := ambient + (i2 * r + x) / cooling) + (t - st) * decay for r, x, t in heat
+                ]
         else:
             self._temp_c = [t + (i2 * r + x) * dt / mass for r, x, t in heat]
 

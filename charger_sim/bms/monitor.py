@@ -26,8 +26,10 @@ class PackMonitor:
 
     def update(self, current: float, now: float) -> None:
         """``current`` (A into the pack) has flowed since the previous call."""
-        dt = 0.0 if self._last is None else now - self._last
-        self._last = now
+        last, self._last = self._last, now
+        if last is None:
+            return
+        dt = now - last
         if dt <= 0:
             return
         self._charge += current * dt

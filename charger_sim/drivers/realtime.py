@@ -2,7 +2,10 @@
 
 Each side (charger, simulated vehicle) has its own bus handle and its own single-threaded loop:
 ``bus.recv(timeout=until the next deadline)``, then deliver the frame or fire the timer.  Deadlines
-are absolute (``start + k * period``), so cyclic frames never drift.  All core and session work
+are absolute (``start + k * period``), so cyclic frames never drift.  Timed waits wake up late by a
+varying amount (scheduler, virtual machines), so a loop waits only until ``_SPIN_MARGIN`` before a
+deadline and polls the bus for the last stretch, with short sleeps and then without, until the clock
+reaches the deadline itself (wake early, then spin).  All core and session work
 happens under one lock, so the two loops never interleave inside a core; nothing blocks while
 holding it.  A single-role run (``charger`` / ``bms`` commands) has one endpoint, whose peer plant
 (:mod:`charger_sim.plant.peer`) stands in for the real peer's hardware lines.
@@ -37,6 +40,9 @@ from .canbus import describe_error_frame, is_bus_off, to_frame, to_message
 log = logging.getLogger(__name__)
 
 _IDLE_POLL = 0.05  # s: longest wait when a core has no deadline (to notice a stop request)
+_SPIN_MARGIN = 0.0015  # s: a timed wait ends this long before a deadline ...
+_SPIN_SLEEP = 0.0001  # s: ... then the loop polls the bus with short sleeps (letting other threads run)
+_SPIN_BUSY = 0.0002  # s: ... and without sleeping for this last stretch (holding the GIL that long)
 _OFFLINE_LIMIT = 60.0  # s of session time the offline stop sequence may take
 _MAX_STEPS_AT_ONE_TIME = 10_000
 
@@ -205,17 +211,42 @@ class RealtimeDriver:
             if send:
                 self._send(ep, out, now)
 
+    def _recv(self, ep: Endpoint, timeout: float) -> can.Message | None:
+        try:
+            return ep.bus.recv(timeout=timeout)
+        except (can.CanError, OSError) as err:
+            raise BusError(f"CAN receive failed on the {ep.role.value} bus: {err}") from err
+
+    def _spin(self, ep: Endpoint, deadline: float) -> can.Message | None:
+        """The last stretch before ``deadline``: poll the bus until a frame comes or the clock gets there.
+
+        Short sleeps between polls, then a busy poll for the last ``_SPIN_BUSY``.  (``sleep(0)`` would
+        not do: it hands the GIL back at once, and a thread waiting for it waits a switch interval.)
+        """
+        clock, t0, stop = self.clock, self.t0, self.stop_event
+        while not stop.is_set():
+            msg = self._recv(ep, 0.0)
+            if msg is not None:
+                return msg
+            remaining = deadline - (clock() - t0)
+            if remaining <= 0.0:
+                break
+            if remaining > _SPIN_BUSY:
+                time.sleep(_SPIN_SLEEP)
+        return None
+
     def _loop(self, ep: Endpoint) -> None:
         try:
             while not self.stop_event.is_set():
                 with self.lock:
                     deadline = self._deadline(ep)
                 now = self.elapsed()
-                wait = _IDLE_POLL if deadline is None else min(_IDLE_POLL, max(0.0, deadline - now))
-                try:
-                    msg = ep.bus.recv(timeout=wait)
-                except (can.CanError, OSError) as err:
-                    raise BusError(f"CAN receive failed on the {ep.role.value} bus: {err}") from err
+                if deadline is None:
+                    msg = self._recv(ep, _IDLE_POLL)
+                elif deadline - now > _SPIN_MARGIN:  # wake up early: a timed wait may end late
+                    msg = self._recv(ep, min(_IDLE_POLL, deadline - now - _SPIN_MARGIN))
+                else:
+                    msg = self._spin(ep, deadline)
                 now = self.elapsed()
                 with self.lock:
                     self.now = max(self.now, now)

@@ -34,54 +34,105 @@ class MemoryWire:
 
 
 class SimulatedDriver:
+    """Runs a session on a virtual clock, jumping from deadline to deadline.
+
+    Each step at time ``now``: frames due by ``now`` are delivered, the charger then the vehicle get
+    ``on_timer`` if their deadline has come, frames sent at this instant arrive at this instant, and
+    the session observes.  The hot loop keeps each core's ``next_deadline()`` until the core is
+    called again (cores are pure: their deadline changes only through their own input methods, and
+    the session's fault engine, which may call the charger, runs in ``observe``).
+    """
+
     def __init__(self, session: Session, wire: Wire | None = None) -> None:
         self.session = session
         self.wire: Wire = wire or MemoryWire()
         self._pending: list[tuple[float, int, Role, Frame]] = []
         self._seq = 0
         self.now = 0.0
+        # cores called since their deadline was last asked (cleared by _deadlines)
+        self._dirty_charger = True
+        self._dirty_vehicle = True
 
     def _send(self, sender: Role, frames: list[Frame], now: float) -> None:
-        if not frames:
-            return
-        dest = Role.VEHICLE if sender is Role.CHARGER else Role.CHARGER
-        peer = self.session.vehicle if dest is Role.VEHICLE else self.session.charger
+        """Put ``frames`` on the wire; each arrives at once (in send order) unless a fault delays it."""
+        s = self.session
+        link = s.link
+        carry = None if type(self.wire) is MemoryWire else self.wire.carry
+        pending = self._pending
+        if sender is Role.CHARGER:
+            dest, receive = Role.VEHICLE, s.vehicle.receive
+            self._dirty_vehicle = True
+        else:
+            dest, receive = Role.CHARGER, s.charger.receive
+            self._dirty_charger = True
         for frame in frames:
-            for at, f in self.session.link(frame, sender, now):
-                carried = self.wire.carry(f, sender)
-                if at <= now and not self._pending:
-                    # arrives at this instant, in send order: hand it over directly
-                    self._send(dest, peer.receive(carried, now), now)
+            delivered = link(frame, sender, now)
+            if len(delivered) == 1 and carry is None and not pending:
+                at, f = delivered[0]
+                if at <= now:  # arrives at this instant, in send order: hand it over directly
+                    answer = receive(f, now)
+                    if answer:
+                        self._send(dest, answer, now)
+                    continue
+            for at, f in delivered:
+                if carry is not None:
+                    f = carry(f, sender)
+                if at <= now and not pending:
+                    answer = receive(f, now)
+                    if answer:
+                        self._send(dest, answer, now)
                 else:
-                    heapq.heappush(self._pending, (at, self._seq, dest, carried))
+                    heapq.heappush(pending, (at, self._seq, dest, f))
                     self._seq += 1
 
     def _deliver(self, now: float) -> None:
         pending = self._pending
+        s = self.session
         while pending and pending[0][0] <= now:
             _, _, dest, frame = heapq.heappop(pending)
-            core = self.session.charger if dest is Role.CHARGER else self.session.vehicle
-            self._send(dest, core.receive(frame, now), now)
+            if dest is Role.CHARGER:
+                self._dirty_charger = True
+                answer = s.charger.receive(frame, now)
+            else:
+                self._dirty_vehicle = True
+                answer = s.vehicle.receive(frame, now)
+            if answer:
+                self._send(dest, answer, now)
 
     def run(self, until: float) -> float:
         """Run the session until it is done or ``until`` seconds of session time; return the end time."""
         s = self.session
         charger, vehicle = s.charger, s.vehicle
+        charger_deadline, vehicle_deadline = charger.next_deadline, vehicle.next_deadline
+        session_deadline, observe = s.next_deadline, s.observe
+        charger_timer, vehicle_timer = charger.on_timer, vehicle.on_timer
+        send, deliver, pending = self._send, self._deliver, self._pending
+        CHARGER, VEHICLE = Role.CHARGER, Role.VEHICLE
+        # Without scenario faults, observe() only records: it never calls into the cores.
+        observe_calls_cores = bool(s.scenario.faults)
         for role, frame in s.start(0.0):
-            self._send(role, [frame], 0.0)
+            send(role, [frame], 0.0)
         now = 0.0
         same_time_steps = 0
+        dc: float | None = None
+        dv: float | None = None
+        self._dirty_charger = self._dirty_vehicle = True
         while not s.done:
-            candidates = [
-                d
-                for d in (charger.next_deadline(), vehicle.next_deadline(), s.next_deadline())
-                if d is not None
-            ]
-            if self._pending:
-                candidates.append(self._pending[0][0])
-            if not candidates:
+            if self._dirty_charger:
+                dc = charger_deadline()
+                self._dirty_charger = False
+            if self._dirty_vehicle:
+                dv = vehicle_deadline()
+                self._dirty_vehicle = False
+            nxt = session_deadline()
+            if dc is not None and (nxt is None or dc < nxt):
+                nxt = dc
+            if dv is not None and (nxt is None or dv < nxt):
+                nxt = dv
+            if pending and (nxt is None or pending[0][0] < nxt):
+                nxt = pending[0][0]
+            if nxt is None:
                 break
-            nxt = min(candidates)
             if nxt > until:
                 now = until
                 break
@@ -95,12 +146,29 @@ class SimulatedDriver:
                 same_time_steps = 0
                 now = nxt
             s.end_time = now
-            self._deliver(now)
-            for role, core in ((Role.CHARGER, charger), (Role.VEHICLE, vehicle)):
-                deadline = core.next_deadline()
-                if deadline is not None and deadline <= now + 1e-9:
-                    self._send(role, core.on_timer(now), now)
-            self._deliver(now)  # frames sent at this instant arrive at this instant
-            s.observe(now)
+            if pending:
+                deliver(now)
+            due = now + 1e-9
+            if self._dirty_charger:
+                dc = charger_deadline()
+                self._dirty_charger = False
+            if dc is not None and dc <= due:
+                self._dirty_charger = True
+                out = charger_timer(now)
+                if out:
+                    send(CHARGER, out, now)
+            if self._dirty_vehicle:
+                dv = vehicle_deadline()
+                self._dirty_vehicle = False
+            if dv is not None and dv <= due:
+                self._dirty_vehicle = True
+                out = vehicle_timer(now)
+                if out:
+                    send(VEHICLE, out, now)
+            if pending:
+                deliver(now)  # frames sent at this instant arrive at this instant
+            observe(now)
+            if observe_calls_cores:
+                self._dirty_charger = self._dirty_vehicle = True
         self.now = now
         return now

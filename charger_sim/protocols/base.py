@@ -117,20 +117,34 @@ class Snapshot:
 class Deadlines:
     """Named absolute deadlines; the earliest is the core's next deadline."""
 
-    __slots__ = ("_at",)
+    __slots__ = ("_at", "_min")
 
     def __init__(self) -> None:
         self._at: dict[str, float] = {}
+        # the earliest deadline while known (asked several times per step, changed less often);
+        # math.nan = not known (recomputed on demand)
+        self._min: float | None = None
 
     def set(self, name: str, at: float) -> None:
-        self._at[name] = at
+        at_before = self._at
+        old = at_before.get(name)
+        at_before[name] = at
+        m = self._min
+        if m is None:
+            self._min = at if len(at_before) == 1 else math.nan
+        elif at <= m:
+            self._min = at
+        elif old == m:  # the earliest one moved later
+            self._min = math.nan
 
     def cancel(self, *names: str) -> None:
         for name in names:
-            self._at.pop(name, None)
+            if self._at.pop(name, None) is not None:
+                self._min = math.nan
 
     def clear(self) -> None:
         self._at.clear()
+        self._min = None
 
     def get(self, name: str) -> float | None:
         return self._at.get(name)
@@ -139,15 +153,21 @@ class Deadlines:
         return name in self._at
 
     def next(self) -> float | None:
-        return min(self._at.values()) if self._at else None
+        m = self._min
+        if m is None or m == m:  # None (empty) or known
+            return m
+        m = self._min = min(self._at.values()) if self._at else None
+        return m
 
     def due(self, now: float) -> list[str]:
         """Names whose deadline is at or before ``now`` (removed), earliest first."""
-        if not self._at or min(self._at.values()) > now + 1e-9:
+        m = self.next()
+        if m is None or m > now + 1e-9:
             return []
         hit = sorted((t, n) for n, t in self._at.items() if t <= now + 1e-9)
         for _, name in hit:
             del self._at[name]
+        self._min = math.nan if self._at else None
         return [name for _, name in hit]
 
 
